@@ -1,0 +1,137 @@
+"""A working directory: the manifest, its shard plan and the stage caches.
+
+::
+
+    WORKDIR/
+      workdir.json        dataset, source root, manifest digest, shard size
+      manifest.jsonl      one sample per line; shard k = lines [k*S, (k+1)*S)
+      orphans.jsonl       files that could not be paired when the manifest was built
+      cache/<stage>/<name>/shard-00000.h5 ...
+
+The manifest order fixes which samples go to which shard, for every stage alike, so
+shard k of a downstream stage reads shard k of its upstream stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from data_manifest.errors import DataError
+from data_manifest.manifest import manifest_digest, read_manifest
+from data_manifest.sample import Sample
+from data_manifest.store import CacheDir, CacheReader, CacheSpec
+
+WORKDIR_FILE = "workdir.json"
+MANIFEST_FILE = "manifest.jsonl"
+ORPHANS_FILE = "orphans.jsonl"
+DEFAULT_SHARD_SIZE = 128
+DEFAULT_CACHE_NAME = "default"
+
+
+@dataclass(frozen=True)
+class WorkdirInfo:
+    dataset: str
+    source_root: str
+    manifest_digest: str
+    num_samples: int
+    shard_size: int
+    layout: str | None = None      # skeleton layout; for csv data, set by the skeleton stage
+    version: int = 1
+
+
+class Workdir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        info_path = self.path / WORKDIR_FILE
+        if not info_path.is_file():
+            raise DataError(f"{self.path} is not a WORKDIR (no {WORKDIR_FILE}); "
+                            "build one with `pipeline manifest DATASET ROOT WORKDIR`")
+        try:
+            self.info = WorkdirInfo(**json.loads(info_path.read_text()))
+        except (ValueError, TypeError) as error:
+            raise DataError(f"unreadable WORKDIR description ({error})",
+                            path=str(info_path)) from error
+
+    @staticmethod
+    def write_info(path: str | os.PathLike, info: WorkdirInfo) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / f".{WORKDIR_FILE}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
+        os.replace(tmp, path / WORKDIR_FILE)
+
+    @property
+    def dataset(self) -> str:
+        return self.info.dataset
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @cached_property
+    def samples(self) -> list[Sample]:
+        samples = read_manifest(self.manifest_path)
+        if len(samples) != self.info.num_samples:
+            raise DataError(f"manifest has {len(samples)} samples, {WORKDIR_FILE} says "
+                            f"{self.info.num_samples}", path=str(self.manifest_path))
+        return samples
+
+    @cached_property
+    def samples_by_id(self) -> dict[str, Sample]:
+        return {sample.id: sample for sample in self.samples}
+
+    def check_manifest_unchanged(self) -> None:
+        """Refuse to work on a manifest edited after the WORKDIR was made."""
+        digest = manifest_digest(self.manifest_path)
+        if digest != self.info.manifest_digest:
+            raise DataError("the manifest was changed after the WORKDIR was made; its caches "
+                            "no longer match it. Rebuild with `pipeline manifest ... "
+                            "--overwrite`", path=str(self.manifest_path))
+
+    # -- shard plan
+    @property
+    def num_shards(self) -> int:
+        size = self.info.shard_size
+        return (self.info.num_samples + size - 1) // size
+
+    def shard_samples(self, index: int) -> list[Sample]:
+        if not 0 <= index < self.num_shards:
+            raise IndexError(f"shard {index} out of range 0..{self.num_shards - 1}")
+        size = self.info.shard_size
+        return self.samples[index * size:(index + 1) * size]
+
+    def shard_of(self, sample_id: str) -> int:
+        position = next(i for i, s in enumerate(self.samples) if s.id == sample_id)
+        return position // self.info.shard_size
+
+    # -- caches
+    def cache_dir(self, stage: str, name: str = DEFAULT_CACHE_NAME) -> CacheDir:
+        return CacheDir(self.path / "cache" / stage / name)
+
+    def cache_names(self, stage: str) -> list[str]:
+        root = self.path / "cache" / stage
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if CacheDir(p).exists())
+
+    def spec(self, stage: str, params: dict[str, Any],
+             upstream: dict[str, str] | None = None) -> CacheSpec:
+        return CacheSpec(stage=stage, params=params, manifest_digest=self.info.manifest_digest,
+                         upstream=dict(upstream or {}))
+
+    def reader(self, stage: str, name: str = DEFAULT_CACHE_NAME,
+               expect: CacheSpec | None = None) -> CacheReader:
+        """Open a cache of this WORKDIR, refusing one made for another manifest."""
+        reader = CacheReader(self.cache_dir(stage, name).path, expect=expect,
+                             expect_stage=stage)
+        if reader.spec.manifest_digest != self.info.manifest_digest:
+            raise DataError(
+                f"the {stage} cache {name!r} was made for another manifest "
+                f"({reader.spec.manifest_digest[:12]}, this WORKDIR has "
+                f"{self.info.manifest_digest[:12]}); rebuild it", path=str(reader.cache.path))
+        return reader

@@ -1,0 +1,1 @@
+"""Offline stages that build the caches MMCL trains on (writes ``data_manifest`` caches)."""

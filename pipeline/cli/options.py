@@ -1,0 +1,59 @@
+"""Options shared by the stage commands, and turning errors into clean exits."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+
+USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError)
+
+
+def stage_options(function):
+    """-j/--jobs, --skip-failures, --retry-failures, --overwrite, --no-progress."""
+    options = [
+        click.option("-j", "--jobs", default=1, type=click.IntRange(1),
+                     help="Worker processes; each writes its own shards."),
+        click.option("--skip-failures", is_flag=True,
+                     help="Exit 0 even if some samples failed (they stay in the ledger)."),
+        click.option("--retry-failures", is_flag=True,
+                     help="Redo finished shards that recorded failed samples."),
+        click.option("--overwrite", is_flag=True,
+                     help="Delete a cache made with other settings and rebuild it."),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def user_errors_exit(function):
+    """Print a user error as one clear line and exit 2, instead of a traceback."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except USER_ERRORS as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+def report_and_exit(result, skip_failures: bool) -> None:
+    """Print the stage summary and its failures; exit non-zero on failures."""
+    click.echo(result.summary())
+    if result.failures:
+        shown = result.failures[:20]
+        for failure in shown:
+            click.echo(f"  failed {failure['id']}: {failure['reason']}", err=True)
+        if len(result.failures) > len(shown):
+            click.echo(f"  ... and {len(result.failures) - len(shown)} more", err=True)
+        click.echo(f"failures ledger: {result.cache_path / 'failures.jsonl'}", err=True)
+    code = result.exit_code(skip_failures)
+    if code:
+        click.echo("some samples failed; re-run with --skip-failures to accept that",
+                   err=True)
+    sys.exit(code)

@@ -1,0 +1,215 @@
+"""Build ``WORKDIR/manifest.jsonl`` from a dataset's files on disk."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from data_manifest.datasets import dataset_info
+from data_manifest.datasets.ntu import in_ntu60, parse_ntu_name
+from data_manifest.datasets.nw_ucla import nw_ucla_label, parse_nw_ucla_name
+from data_manifest.errors import DataError
+from data_manifest.manifest import write_manifest
+from data_manifest.sample import Sample
+from data_manifest.workdir import (DEFAULT_SHARD_SIZE, ORPHANS_FILE, WORKDIR_FILE, Workdir,
+                                   WorkdirInfo)
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm")
+REQUIRE_CHOICES = ("skeleton", "video", "both", "any")
+
+
+@dataclass
+class ManifestReport:
+    workdir: Path
+    num_samples: int
+    orphans: list[dict[str, str]] = field(default_factory=list)
+    ignored: int = 0
+    unchanged: bool = False
+
+    def summary(self) -> str:
+        text = f"{self.num_samples} samples in {self.workdir / 'manifest.jsonl'}"
+        if self.unchanged:
+            text += " (unchanged)"
+        if self.ignored:
+            text += f"; {self.ignored} ignored by the ignore list"
+        if self.orphans:
+            text += (f"; {len(self.orphans)} file(s) left unpaired, listed in "
+                     f"{self.workdir / ORPHANS_FILE}")
+        return text
+
+
+def _video_stem(path: Path) -> str:
+    stem = path.stem
+    return stem[:-4] if stem.endswith("_rgb") else stem
+
+
+def _scan(root: Path, suffixes: Iterable[str]) -> dict[str, Path]:
+    """name -> path for files under root with one of the suffixes; duplicates are errors."""
+    found: dict[str, Path] = {}
+    suffixes = tuple(suffixes)
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in suffixes or not path.is_file():
+            continue
+        name = _video_stem(path) if path.suffix.lower() in VIDEO_EXTENSIONS else path.stem
+        if name in found:
+            raise DataError(f"two files for sample {name}: {found[name]} and {path}",
+                            path=str(path))
+        found[name] = path
+    return found
+
+
+def _read_ignore_list(path: str | os.PathLike | None) -> set[str]:
+    if path is None:
+        return set()
+    names = set()
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.add(Path(line).stem)
+    return names
+
+
+def _pair(dataset: str, root: Path, video_root: Path, require: str,
+          ignore: set[str]) -> tuple[list[Sample], list[dict[str, str]], int]:
+    skeleton_suffix = ".json" if dataset == "nw-ucla" else ".skeleton"
+    skeletons = _scan(root, (skeleton_suffix,))
+    videos = _scan(video_root, VIDEO_EXTENSIONS)
+    samples, orphans, ignored = [], [], 0
+    for name in sorted(set(skeletons) | set(videos)):
+        skeleton, video = skeletons.get(name), videos.get(name)
+        meta = parse_ntu_name(name) if dataset.startswith("ntu") else parse_nw_ucla_name(name)
+        if meta is None:
+            orphans.append({"name": name, "file": str(skeleton or video),
+                            "reason": f"name is not a {dataset} sample name"})
+            continue
+        if dataset == "ntu60" and not in_ntu60(meta):
+            continue   # an NTU120-only sample in an NTU120 folder: not part of NTU60
+        if name in ignore:
+            ignored += 1
+            continue
+        if skeleton is None or (video is None and videos):   # a set without videos: no orphans
+            missing = "skeleton" if skeleton is None else "video"
+            orphans.append({"name": name, "file": str(skeleton or video),
+                            "reason": f"no {missing} file"})
+        if require == "both" and (skeleton is None or video is None) or (
+                require == "skeleton" and skeleton is None) or (
+                require == "video" and video is None):
+            continue
+        if dataset.startswith("ntu"):
+            label = meta["action"] - 1
+        else:
+            label = nw_ucla_label(meta["action"])
+        samples.append(Sample(id=name, dataset=dataset, label=label,
+                              skeleton=str(skeleton.resolve()) if skeleton else None,
+                              video=str(video.resolve()) if video else None, meta=meta))
+    return samples, orphans, ignored
+
+
+def _read_csv(path: Path) -> list[Sample]:
+    """``id,label,skeleton,video[,split]``; relative paths are relative to the CSV file."""
+    base = path.parent
+    samples, seen = [], set()
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("id", "label", "skeleton", "video") if c not in columns]
+        if missing:
+            raise DataError(f"missing column(s) {missing}; expected id,label,skeleton,video"
+                            "[,split]", path=str(path), line=1)
+        for line_number, row in enumerate(reader, start=2):
+            sample_id = (row["id"] or "").strip()
+            if not sample_id:
+                raise DataError("empty id", path=str(path), line=line_number)
+            if sample_id in seen:
+                raise DataError(f"duplicate id {sample_id!r}", path=str(path), line=line_number)
+            seen.add(sample_id)
+            try:
+                label = int(row["label"])
+            except (TypeError, ValueError):
+                raise DataError(f"label {row['label']!r} is not an integer", path=str(path),
+                                line=line_number) from None
+            if label < 0:
+                raise DataError(f"label {label} is negative", path=str(path), line=line_number)
+            paths = {}
+            for key in ("skeleton", "video"):
+                value = (row.get(key) or "").strip()
+                if value:
+                    resolved = (base / value).resolve()
+                    if not resolved.is_file():
+                        raise DataError(f"{key} file {value} does not exist", path=str(path),
+                                        line=line_number)
+                    paths[key] = str(resolved)
+                else:
+                    paths[key] = None
+            if paths["skeleton"] is None and paths["video"] is None:
+                raise DataError("neither a skeleton nor a video", path=str(path),
+                                line=line_number)
+            split = (row.get("split") or "").strip() or None
+            if split is not None and split not in ("train", "test"):
+                raise DataError(f"split {split!r} must be 'train' or 'test'", path=str(path),
+                                line=line_number)
+            samples.append(Sample(id=sample_id, dataset="csv", label=label, split=split,
+                                  **paths))
+    return samples
+
+
+def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.PathLike, *,
+                   video_root: str | os.PathLike | None = None, require: str = "skeleton",
+                   ignore_list: str | os.PathLike | None = None,
+                   shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False
+                   ) -> ManifestReport:
+    info = dataset_info(dataset)   # unknown dataset names fail here
+    if require not in REQUIRE_CHOICES:
+        raise ValueError(f"require must be one of {REQUIRE_CHOICES}, not {require!r}")
+    if shard_size < 1:
+        raise ValueError("shard size must be at least 1")
+    root, workdir = Path(root), Path(workdir)
+    if not root.exists():
+        raise DataError("does not exist", path=str(root))
+    if dataset == "csv":
+        if not root.is_file():
+            raise DataError("for csv data, ROOT is the CSV file", path=str(root))
+        samples, orphans, ignored = _read_csv(root), [], 0
+    else:
+        if not root.is_dir():
+            raise DataError("is not a directory", path=str(root))
+        samples, orphans, ignored = _pair(dataset, root, Path(video_root or root), require,
+                                          _read_ignore_list(ignore_list))
+    if not samples:
+        raise DataError(f"no {dataset} samples found", path=str(root))
+
+    existing = workdir / WORKDIR_FILE
+    if existing.is_file():
+        old = Workdir(workdir).info
+        if old.dataset != dataset:
+            raise DataError(f"this WORKDIR was made for {old.dataset}, not {dataset}; use "
+                            "another WORKDIR", path=str(workdir))
+    tmp_manifest = workdir / ".manifest.jsonl.new"
+    workdir.mkdir(parents=True, exist_ok=True)
+    digest = write_manifest(samples, tmp_manifest)
+    if existing.is_file():
+        old = Workdir(workdir).info
+        if old.manifest_digest == digest and old.shard_size == shard_size:
+            tmp_manifest.unlink()
+            return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True)
+        if not overwrite:
+            tmp_manifest.unlink()
+            raise DataError("this WORKDIR already has a different manifest (other files or "
+                            "shard size); its caches were built for it. Pass --overwrite to "
+                            "replace it (existing caches will then be refused as stale)",
+                            path=str(workdir))
+    os.replace(tmp_manifest, workdir / "manifest.jsonl")
+    with (workdir / ORPHANS_FILE).open("w", encoding="utf-8") as handle:
+        for orphan in orphans:
+            handle.write(json.dumps(orphan) + "\n")
+    Workdir.write_info(workdir, WorkdirInfo(
+        dataset=dataset, source_root=str(root.resolve()), manifest_digest=digest,
+        num_samples=len(samples), shard_size=shard_size, layout=info.layout))
+    return ManifestReport(workdir, len(samples), orphans, ignored)

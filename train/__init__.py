@@ -1,0 +1,1 @@
+"""Skeleton trainer that reads the pipeline's caches (never imports ``pipeline``)."""
