@@ -36,6 +36,7 @@ FRAME_FIELDS = {
     "crop_source": "str list (m,): 'skeleton', 'nearest-skeleton', 'full-frame' or 'none'",
     "video_frames": "int: frame count of the video",
     "video_size": "int32 (2,): video width, height",
+    "notes": "str: fallbacks taken for this sample, '; '-separated ('' if none)",
 }
 
 STITCH_FIELDS = {

@@ -348,7 +348,9 @@ class CacheReader:
     """
 
     def __init__(self, path: str | os.PathLike, expect: CacheSpec | None = None,
-                 expect_stage: str | None = None):
+                 expect_stage: str | None = None, shards: Iterable[int] | None = None):
+        # shards: index only these shard files (a stage working on shard k of its own
+        # cache reads shard k upstream; indexing all of them per shard is quadratic)
         self.cache = CacheDir(path)
         if not self.cache.exists():
             raise MissingCacheError(f"no cache at {self.cache.path}"
@@ -365,7 +367,10 @@ class CacheReader:
                 "to the matching cache")
         self._shards: dict[int, _ShardIndex] = {}
         self._where: dict[str, tuple[int, int]] = {}
+        wanted = None if shards is None else set(shards)
         for index, path_ in self.cache.shard_files().items():
+            if wanted is not None and index not in wanted:
+                continue
             header = read_shard_header(path_)
             if header["fingerprint"] != self.spec.fingerprint:
                 continue   # left over from other settings; not part of this cache

@@ -12,6 +12,15 @@ import click
 COMMANDS = {
     "manifest": "pipeline.cli.manifest:manifest",
     "status": "pipeline.cli.status:status",
+    "cache-llm-features": "pipeline.cli.cache_llm_features:cache_llm_features_command",
+    "cache-rgb-features": "pipeline.cli.cache_rgb_features:cache_rgb_features_command",
+    "make-tiny-models": "pipeline.cli.make_tiny_models:make_tiny_models_command",
+    "run": "pipeline.cli.run:run_command",
+    "extract-skeletons": "pipeline.cli.extract_skeletons:extract_skeletons_command",
+    "extract-frames": "pipeline.cli.extract_frames:extract_frames",
+    "stitch": "pipeline.cli.stitch:stitch",
+    "preview": "pipeline.cli.preview:preview",
+    "make-demo-data": "pipeline.cli.make_demo_data:make_demo_data",
 }
 
 

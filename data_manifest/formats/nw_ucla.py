@@ -1,0 +1,61 @@
+"""Reader for NW-UCLA skeleton JSON: ``{"file_name": ..., "skeletons": [T][20][3]}``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from data_manifest.errors import DataError
+
+NUM_JOINTS = 20
+
+
+def read_nw_ucla_json(path: str | os.PathLike, num_joints: int | None = NUM_JOINTS
+                      ) -> np.ndarray:
+    """The ``skeletons`` array as (T, V, 3) float32 (one person).
+
+    ``num_joints`` is the joint count required (None accepts any, for user data).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise DataError("skeleton file not found", path=path) from None
+    except OSError as error:
+        raise DataError(f"cannot read the skeleton file ({error.strerror or error})",
+                        path=path) from None
+    if not data.strip():
+        raise DataError("empty skeleton file", path=path)
+    try:
+        content = json.loads(data)
+    except UnicodeDecodeError as error:
+        raise DataError(f"not a UTF-8 JSON file ({error.reason})", path=path) from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"not valid JSON ({error.msg}, column {error.colno})", path=path,
+                        line=error.lineno) from None
+    if not isinstance(content, dict):
+        raise DataError(f"expected a JSON object with a 'skeletons' key, found a "
+                        f"{type(content).__name__}", path=path)
+    if "skeletons" not in content:
+        raise DataError(f"no 'skeletons' key (keys: {', '.join(sorted(content)) or 'none'})",
+                        path=path)
+    try:
+        skeletons = np.asarray(content["skeletons"], dtype=np.float32)
+    except (ValueError, TypeError):
+        raise DataError("'skeletons' must be a [frames][joints][3] array of numbers; it is "
+                        "ragged or holds non-numbers", path=path) from None
+    if skeletons.shape[:1] == (0,):
+        raise DataError("'skeletons' has no frames", path=path)
+    if skeletons.ndim != 3 or skeletons.shape[2] != 3:
+        raise DataError(f"'skeletons' must have shape [frames][joints][3], found "
+                        f"{list(skeletons.shape)}", path=path)
+    if num_joints is not None and skeletons.shape[1] != num_joints:
+        raise DataError(f"'skeletons' has {skeletons.shape[1]} joints per frame, expected "
+                        f"{num_joints}", path=path)
+    if not np.isfinite(skeletons).all():
+        frame = int(np.argwhere(~np.isfinite(skeletons))[0][0]) + 1
+        raise DataError(f"'skeletons' frame {frame} holds a non-finite value", path=path)
+    return skeletons

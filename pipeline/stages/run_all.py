@@ -1,0 +1,180 @@
+"""``pipeline run``: the stages in order, with one set of options, skipping what is done.
+
+Options come from a YAML file and/or flags (flags win)::
+
+    from: skeletons            # first stage (default: skeletons)
+    to: llm-features           # last stage  (default: llm-features)
+    skip_failures: false       # go on past a stage whose samples partly failed
+    jobs: 2                    # common options, given to every stage that takes them ...
+    overwrite: false
+    retry_failures: false
+    progress: true
+    frames: {num_frames: 5, margin: 0.1}       # ... and one section per stage, whose keys
+    stitch: {canvas: [480, 480]}               # are that stage function's keyword
+    rgb-features: {encoder: microsoft/resnet-50, batch_size: 32}   # arguments
+    llm-features: {model: Salesforce/blip-vqa-base, questions: [...]}
+
+``jobs`` from the common options is not given to the model stages (rgb-features,
+llm-features): each job would load its own copy of the model; set it in their section if
+wanted. Unknown keys, at the top or in a section, are errors. Every stage skips its
+finished shards, so a second run only does what is left (and loads no model if nothing is).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from data_manifest.schemas import FRAMES, LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
+from data_manifest.workdir import Workdir
+
+RUN_STAGES = (SKELETONS, FRAMES, STITCH, RGB_FEATURES, LLM_FEATURES)
+STAGE_FUNCTIONS = {
+    SKELETONS: "pipeline.stages.extract_skeletons:extract_skeletons",
+    FRAMES: "pipeline.stages.extract_frames:extract_frames",
+    STITCH: "pipeline.stages.stitch:stitch",
+    RGB_FEATURES: "pipeline.stages.rgb_features:cache_rgb_features",
+    LLM_FEATURES: "pipeline.stages.llm_features:cache_llm_features",
+}
+MODEL_STAGES = (RGB_FEATURES, LLM_FEATURES)
+COMMON_KEYS = ("jobs", "overwrite", "retry_failures", "progress")
+TOP_KEYS = ("from", "to", "skip_failures", *COMMON_KEYS)
+_NOT_CONFIGURABLE = ("workdir", "shard_indices", "rank", "world_size")
+
+
+class StageFailedError(Exception):
+    """A stage left failed samples and ``skip_failures`` is off."""
+
+    def __init__(self, stage: str, result):
+        self.stage, self.result = stage, result
+        super().__init__(f"stage {stage}: {len(result.failures)} sample(s) failed (see "
+                         f"{Path(result.cache_path) / 'failures.jsonl'}); later stages were "
+                         "not run. Fix them, or set skip_failures / pass --skip-failures to "
+                         "go on without them.")
+
+
+def stage_function(stage: str) -> Callable:
+    module_name, attribute = STAGE_FUNCTIONS[stage].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def stage_options(stage: str) -> dict[str, Any]:
+    """The options a stage takes (its keyword arguments) with their defaults."""
+    signature = inspect.signature(stage_function(stage))
+    return {name: p.default for name, p in signature.parameters.items()
+            if name not in _NOT_CONFIGURABLE and p.kind in (p.KEYWORD_ONLY,
+                                                            p.POSITIONAL_OR_KEYWORD)}
+
+
+def _stage_name(key: str) -> str | None:
+    name = key.replace("_", "-")
+    aliases = {"rgb": RGB_FEATURES, "llm": LLM_FEATURES}
+    name = aliases.get(name, name)
+    return name if name in RUN_STAGES else None
+
+
+@dataclass
+class RunConfig:
+    start: str = SKELETONS
+    stop: str = LLM_FEATURES
+    skip_failures: bool = False
+    common: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def stage_range(self) -> list[str]:
+        first, last = RUN_STAGES.index(self.start), RUN_STAGES.index(self.stop)
+        if first > last:
+            raise ValueError(f"--from {self.start} comes after --to {self.stop}; the order is "
+                             f"{' -> '.join(RUN_STAGES)}")
+        return list(RUN_STAGES[first:last + 1])
+
+    def kwargs_for(self, stage: str) -> dict[str, Any]:
+        allowed = stage_options(stage)
+        kwargs = {key: value for key, value in self.common.items() if key in allowed
+                  and not (key == "jobs" and stage in MODEL_STAGES)}
+        kwargs.update(self.stages.get(stage, {}))
+        return kwargs
+
+
+def _check_stage(name: str) -> str:
+    stage = _stage_name(name)
+    if stage is None:
+        raise ValueError(f"unknown stage {name!r}; the stages are {', '.join(RUN_STAGES)}")
+    return stage
+
+
+def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunConfig:
+    """Validate a config mapping (as read from YAML); unknown keys are errors."""
+    config = RunConfig()
+    for key, value in (data or {}).items():
+        key = str(key)
+        if key in ("from", "to"):
+            stage = _check_stage(str(value))
+            if key == "from":
+                config.start = stage
+            else:
+                config.stop = stage
+        elif key == "skip_failures":
+            config.skip_failures = bool(value)
+        elif key in COMMON_KEYS:
+            config.common[key] = value
+        elif _stage_name(key) is not None:
+            stage = _stage_name(key)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{source}: section {key!r} must be a mapping of options")
+            allowed = stage_options(stage)
+            unknown = sorted(set(value) - set(allowed))
+            if unknown:
+                raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)} for stage "
+                                 f"{stage}; it takes: {', '.join(sorted(allowed))}")
+            config.stages.setdefault(stage, {}).update(
+                {k: _normalise(stage, k, v) for k, v in value.items()})
+        else:
+            raise ValueError(f"{source}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)} "
+                             f"and one section per stage ({', '.join(RUN_STAGES)})")
+    return config
+
+
+def _normalise(stage: str, key: str, value: Any) -> Any:
+    """YAML lists become the tuples the stage functions take for sizes; a single
+    question string becomes a one-question list."""
+    if key == "questions" and isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and key != "questions":
+        return tuple(value)
+    return value
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: the config must be a mapping of options")
+    return dict(data)
+
+
+def run_all(workdir: str | os.PathLike | Workdir, config: RunConfig,
+            echo: Callable[[str], None] = print) -> list[tuple[str, Any]]:
+    """Run the configured stages in order; stop at a stage with failures unless told not to."""
+    workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    results = []
+    for stage in config.stage_range():
+        echo(f"== {stage}")
+        result = stage_function(stage)(workdir, **config.kwargs_for(stage))
+        echo(result.summary())
+        results.append((stage, result))
+        if result.failures and not config.skip_failures:
+            raise StageFailedError(stage, result)
+    return results

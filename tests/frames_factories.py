@@ -1,0 +1,135 @@
+"""Tiny videos and WORKDIRs for the frames/stitch tests.
+
+Every generated frame carries its own index as a strip of black/white blocks along the
+top (read back with :func:`read_index`, robust to JPEG), and may show an "actor": a
+coloured rectangle whose corners and centre are given as colour-image joint coordinates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from data_manifest.manifest import write_manifest
+from data_manifest.sample import Sample
+from data_manifest.schemas import SKELETONS
+from data_manifest.store import ShardWriter
+from data_manifest.workdir import Workdir, WorkdirInfo
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NTU_DIR = SHARED / "data" / "ntu"
+REAL_WITH_SKELETON = "S001C001P001R001A001"
+REAL_VIDEO_ONLY = ("S001C001P001R001A002", "S018C001P008R001A062")
+
+BLOCK = 8
+CODE_BITS = 10
+BACKGROUND = 90
+ACTOR_BGR = (40, 40, 230)
+
+Box = tuple[int, int, int, int]
+
+
+def indexed_frame(index: int, size: tuple[int, int], box: Box | None = None) -> np.ndarray:
+    width, height = size
+    frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+    for bit in range(CODE_BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        frame[0:BLOCK, bit * BLOCK:(bit + 1) * BLOCK] = value
+    if box is not None:
+        x0, y0, x1, y1 = box
+        frame[y0:y1, x0:x1] = ACTOR_BGR
+    return frame
+
+
+def read_index(image: np.ndarray) -> int:
+    """The index coded in a full frame's top strip."""
+    centre = BLOCK // 2
+    bits = [image[centre, bit * BLOCK + centre].mean() > 128 for bit in range(CODE_BITS)]
+    return sum(1 << bit for bit, on in enumerate(bits) if on)
+
+
+def write_video(path: Path, num_frames: int, size: tuple[int, int] = (160, 120), *,
+                boxes: Sequence[Box | None] | None = None, fourcc: str = "MJPG",
+                fps: float = 30.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened(), f"cannot write {fourcc} video"
+    for index in range(num_frames):
+        writer.write(indexed_frame(index, size, boxes[index] if boxes else None))
+    writer.release()
+    return path
+
+
+def moving_boxes(num_frames: int, size: tuple[int, int] = (160, 120)) -> list[Box]:
+    """An actor box that walks left to right, staying inside the frame."""
+    width, height = size
+    boxes = []
+    for index in range(num_frames):
+        x0 = 20 + (index * 3) % (width - 60)
+        boxes.append((x0, 30, x0 + 30, 100))
+    return boxes
+
+
+def box_joints(box: Box, num_joints: int = 25) -> np.ndarray:
+    """(V, 2) joint coordinates on the box's corners, centre and edges (inside it)."""
+    x0, y0, x1, y1 = box
+    xs = np.linspace(x0, x1 - 1, 5)
+    ys = np.linspace(y0, y1 - 1, 5)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    return np.resize(grid, (num_joints, 2)).astype(np.float32)
+
+
+def skeleton_values(color_xy: np.ndarray, frame_index: Sequence[int] | None = None,
+                    source_frames: int | None = None) -> dict:
+    """Skeleton-cache fields for colour coordinates (T, M, V, 2)."""
+    color_xy = np.asarray(color_xy, dtype=np.float32)
+    frames = len(color_xy)
+    if frame_index is None:
+        frame_index = np.arange(frames)
+    frame_index = np.asarray(frame_index, dtype=np.int32)
+    return {
+        "joints": np.zeros(color_xy.shape[:3] + (3,), dtype=np.float32),
+        "color_xy": color_xy,
+        "frame_index": frame_index,
+        "source_frames": int(source_frames if source_frames is not None
+                             else (frame_index.max() + 1 if len(frame_index) else 0)),
+        "num_actors": int(color_xy.shape[1]),
+    }
+
+
+def make_workdir(root: Path, samples: Sequence[Sample], shard_size: int = 2,
+                 dataset: str = "csv") -> Workdir:
+    root.mkdir(parents=True, exist_ok=True)
+    digest = write_manifest(samples, root / "manifest.jsonl")
+    Workdir.write_info(root, WorkdirInfo(dataset, str(root), digest, len(samples),
+                                         shard_size, layout="ntu"))
+    return Workdir(root)
+
+
+def write_skeleton_cache(workdir: Workdir, values: dict[str, dict], *,
+                         failures: dict[str, str] | None = None, name: str = "default",
+                         params: dict | None = None) -> str:
+    """A skeletons cache written directly with the store; returns its fingerprint."""
+    spec = workdir.spec(SKELETONS, params or {"factory": 1})
+    cache = workdir.cache_dir(SKELETONS, name)
+    cache.prepare(spec)
+    failures = failures or {}
+    for index in range(workdir.num_shards):
+        with ShardWriter(cache.shard_path(index), spec, index) as writer:
+            for sample in workdir.shard_samples(index):
+                if sample.id in values:
+                    writer.add(sample.id, values[sample.id])
+                else:
+                    writer.fail(sample.id, failures.get(sample.id, "no skeleton file"))
+    return spec.fingerprint
+
+
+def sample(sample_id: str, video: Path | None, skeleton: bool = True, label: int = 0,
+           split: str = "train") -> Sample:
+    return Sample(id=sample_id, dataset="csv", label=label, split=split,
+                  skeleton=f"/nowhere/{sample_id}.skeleton" if skeleton else None,
+                  video=str(video) if video is not None else None)

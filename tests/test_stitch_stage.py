@@ -1,0 +1,138 @@
+"""stitch and preview: layout, sizes, caching apart from extract-frames."""
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+from data_manifest.schemas import FRAMES, STITCH, STITCH_FIELDS
+from pipeline.cli.main import cli
+from pipeline.images import decode_jpeg
+from pipeline.stages.extract_frames import extract_frames
+from pipeline.stages.preview import ACTOR_COLOURS, render_preview
+from pipeline.stages.stitch import canvas_size, compose, placements, stitch, stored_crops
+
+from frames_factories import (box_joints, make_workdir, moving_boxes, sample,
+                              skeleton_values, write_skeleton_cache, write_video)
+
+NUM_FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stitch")
+    boxes = moving_boxes(NUM_FRAMES)
+    xy = np.stack([box_joints(box)[None] for box in boxes])
+    samples = [sample(f"s{k}", write_video(root / f"s{k}.avi", NUM_FRAMES, boxes=boxes))
+               for k in range(3)]
+    samples.append(sample("broken", root / "missing.avi"))
+    workdir = make_workdir(root / "wd", samples, shard_size=2)
+    write_skeleton_cache(workdir, {f"s{k}": skeleton_values(xy) for k in range(3)})
+    extract_frames(workdir, margin=0.1, progress=False)
+    stitch(workdir, progress=False)
+    return workdir
+
+
+def test_columns_share_the_canvas():
+    assert [(p.x, p.width) for p in placements([(10, 20)] * 5, (480, 480), "stretch")] == [
+        (0, 96), (96, 96), (192, 96), (288, 96), (384, 96)]
+    uneven = placements([(10, 20)] * 3, (100, 50), "stretch")
+    assert [p.width for p in uneven] == [33, 34, 33] and sum(p.width for p in uneven) == 100
+    padded = placements([(100, 100), (50, 200)], (200, 100), "pad")
+    assert (padded[0].width, padded[0].height, padded[0].y) == (100, 100, 0)
+    assert (padded[1].width, padded[1].height) == (25, 100) and padded[1].x == 100 + 37
+    assert canvas_size(5, (480, 480)) == (480, 480)
+    assert canvas_size(5, (480, 480), tile=(64, 128)) == (320, 128)
+    with pytest.raises(ValueError, match="cannot hold"):
+        canvas_size(5, (3, 10))
+
+
+def test_compose_puts_crops_left_to_right_in_time_order():
+    crops = [np.full((30 + 10 * i, 20, 3), 50 * i, np.uint8) for i in range(4)]
+    image, where = compose(crops, (80, 40), "stretch")
+    assert image.shape == (40, 80, 3)
+    for i, place in enumerate(where):
+        assert (image[:, place.x:place.x + place.width] == 50 * i).all()
+
+
+def test_stitched_image_has_the_configured_size_and_content(workdir):
+    reader = workdir.reader(STITCH)
+    values = reader.get("s0")
+    assert set(values) == set(STITCH_FIELDS)
+    image = decode_jpeg(values["image"])
+    assert image.shape == (480, 480, 3) and values["size"].tolist() == [480, 480]
+    # column i is crop i stretched to 96x480, and mostly the (red) actor
+    crops = stored_crops(workdir.reader(FRAMES).get("s0"))
+    for column, crop in enumerate(crops):
+        tile = image[:, column * 96:(column + 1) * 96].astype(float)
+        expected = cv2.resize(crop, (96, 480), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(tile - expected).mean() < 3
+        blue, green, red = np.median(tile.reshape(-1, 3), axis=0)
+        assert red > 180 and blue < 80 and green < 80
+    assert reader.spec.upstream == {"frames/default": workdir.reader(FRAMES).spec.fingerprint}
+
+
+def test_failed_frames_become_stitch_failures(workdir):
+    failures = workdir.reader(STITCH).failures
+    assert [f["id"] for f in failures] == ["broken"]
+    assert "extract-frames" in failures[0]["reason"] and "missing.avi" in failures[0]["reason"]
+
+
+def test_new_layout_does_not_redo_extract_frames(workdir):
+    frames = workdir.cache_dir(FRAMES)
+    before = {i: p.stat().st_mtime_ns for i, p in frames.shard_files().items()}
+    with pytest.raises(StaleCacheError, match="canvas"):
+        stitch(workdir, canvas=(320, 240), progress=False)
+    result = stitch(workdir, tile=(64, 128), fit="pad", cache_name="tiles", progress=False)
+    assert result.shards_written == 2
+    image = decode_jpeg(workdir.reader(STITCH, "tiles").get("s1")["image"])
+    assert image.shape == (128, 320, 3)
+    assert {i: p.stat().st_mtime_ns for i, p in frames.shard_files().items()} == before
+    again = stitch(workdir, tile=(64, 128), fit="pad", cache_name="tiles", progress=False)
+    assert again.shards_written == 0
+
+
+def test_stitch_needs_a_finished_frames_cache(tmp_path):
+    video = write_video(tmp_path / "a.avi", 10)
+    workdir = make_workdir(tmp_path / "wd", [sample("a", video), sample("b", video)],
+                           shard_size=1)
+    with pytest.raises(MissingCacheError, match="extract-frames"):
+        stitch(workdir, progress=False)
+    extract_frames(workdir, crop="none", progress=False, shard_indices=[0])
+    with pytest.raises(MissingCacheError, match="unfinished"):
+        stitch(workdir, progress=False)
+    assert stitch(workdir, progress=False, shard_indices=[0]).samples_written == 1
+
+
+def test_preview_draws_the_skeleton_on_every_tile(workdir, tmp_path):
+    preview = render_preview(workdir, "s2")
+    assert preview.image.shape == (480, 480, 3)
+    assert preview.frame_indices == [0, 8, 16, 24, 32]
+    assert preview.crop_source == ["skeleton"] * 5
+    assert preview.joints_drawn == 5 * 25
+    green = (preview.image == ACTOR_COLOURS[0]).all(axis=2)
+    for column in range(5):
+        assert green[:, column * 96:(column + 1) * 96].sum() > 50
+
+    out = tmp_path / "p.png"
+    result = CliRunner().invoke(cli, ["preview", str(workdir.path), "s2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(out)).shape == (480, 480, 3)
+    assert "125 joints drawn" in result.output
+    missing = CliRunner().invoke(cli, ["preview", str(workdir.path), "broken", "-o",
+                                       str(out)])
+    assert missing.exit_code == 2 and "extract-frames failed" in missing.output
+    with pytest.raises(DataError, match="no sample"):
+        render_preview(workdir, "nobody")
+
+
+def test_stitch_cli(workdir):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["stitch", str(workdir.path), "--tile", "32x64", "--name",
+                                 "cli", "--no-progress"])
+    assert result.exit_code == 1 and "failed broken" in result.output
+    assert decode_jpeg(workdir.reader(STITCH, "cli").get("s0")["image"]).shape == (64, 160, 3)
+    result = runner.invoke(cli, ["stitch", str(workdir.path), "--tile", "32x64", "--name",
+                                 "cli", "--skip-failures", "--no-progress"])
+    assert result.exit_code == 0
