@@ -18,6 +18,10 @@ class DataError(Exception):
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
 
+class DamagedShardError(DataError):
+    """A published shard file that cannot be read (truncated, overwritten, disk error)."""
+
+
 class StaleCacheError(Exception):
     """A cache exists but was made with other parameters, or for another manifest."""
 

@@ -14,8 +14,15 @@ per-sample arrays (e.g. T x M x V x C skeletons) need no padding on disk::
 
 and its attributes record the stage, schema version, fingerprint, params, the ids stored
 (in order) and the samples that failed with their reasons. A shard file that exists under
-its final name is complete: writers write to a hidden temporary sibling and ``os.replace``
-it into place only after closing it.
+its final name is complete: writers write to a hidden temporary sibling
+(``.<name>.tmp-<host>-<pid>``), flush it to disk and ``os.replace`` it into place only after
+closing it.
+
+Every write of a shard gets a new random ``token``, and a shard built from upstream caches
+records the tokens of the upstream shards it read (``upstream_tokens``). The fingerprint
+says a shard was made with the right settings; the tokens say it was made from the
+upstream shards as they are now, so rewriting upstream shard k (``--retry-failures``)
+makes downstream shard k unfinished even though every fingerprint is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import hashlib
 import json
 import os
 import shutil
+import socket
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -31,7 +40,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import h5py
 import numpy as np
 
-from data_manifest.errors import MissingCacheError, StaleCacheError
+from data_manifest.errors import DamagedShardError, MissingCacheError, StaleCacheError
 
 SCHEMA_VERSION = 1
 SPEC_FILE = "spec.json"
@@ -102,6 +111,55 @@ def shard_file_name(index: int) -> str:
     return f"{_SHARD_PREFIX}{index:05d}.h5"
 
 
+def host_name() -> str:
+    """This machine's name as it goes into temporary file names."""
+    name = socket.gethostname() or "localhost"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """The hidden sibling a writer on this machine and process writes ``path`` to."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{_TMP_MARK}{host_name()}-{os.getpid()}")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (not possible on every platform: then skipped)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass   # some file systems refuse to sync a directory; the rename still happened
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk, rename it to ``path`` and make the rename durable, so a power
+    loss leaves either the old file or the complete new one, never a truncated one."""
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -129,11 +187,14 @@ class ShardWriter:
     """
 
     def __init__(self, path: str | os.PathLike, spec: CacheSpec, shard_index: int,
-                 compression: str | None = None):
+                 compression: str | None = None,
+                 upstream_tokens: Mapping[str, str] | None = None):
+        # upstream_tokens: "<stage>/<name>" -> token of the upstream shard this one is made from
         self.path = Path(path)
         self.spec = spec
         self.shard_index = shard_index
         self.compression = compression
+        self.upstream_tokens = dict(upstream_tokens or {})
         self._ids: list[str] = []
         self._failures: list[dict[str, str]] = []
         self._fields: dict[str, list[np.ndarray]] = {}
@@ -179,14 +240,13 @@ class ShardWriter:
 
     def commit(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}{_TMP_MARK}{os.getpid()}")
+        tmp = temporary_path(self.path)
         try:
             with h5py.File(tmp, "w") as handle:
                 self._write(handle)
-            os.replace(tmp, self.path)
+            publish(tmp, self.path)
         finally:
-            if tmp.exists():
-                tmp.unlink()
+            tmp.unlink(missing_ok=True)
 
     def _write(self, handle: h5py.File) -> None:
         attrs = handle.attrs
@@ -199,6 +259,8 @@ class ShardWriter:
         attrs["shard_index"] = self.shard_index
         attrs["sample_ids"] = json.dumps(self._ids)
         attrs["failures"] = json.dumps(self._failures)
+        attrs["token"] = uuid.uuid4().hex
+        attrs["upstream_tokens"] = json.dumps(self.upstream_tokens, sort_keys=True)
         for name, arrays in self._fields.items():
             group = handle.create_group(name)
             kind = self._kinds[name]
@@ -227,21 +289,54 @@ class _ShardIndex:
     failures: list[dict[str, str]]
 
 
+def _damaged(path: str | os.PathLike, error: BaseException) -> DamagedShardError:
+    try:
+        stage = json.loads((Path(path).parent / SPEC_FILE).read_text())["stage"] + " "
+    except (OSError, ValueError, KeyError, TypeError):
+        stage = ""
+    return DamagedShardError(
+        f"damaged shard file, it cannot be read ({type(error).__name__}: {error}); re-run "
+        f"the {stage}stage: it rewrites damaged shards", path=str(path))
+
+
 def read_shard_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The attributes of a shard file (no field data is read)."""
-    with h5py.File(path, "r") as handle:
-        attrs = dict(handle.attrs)
-    return {
-        "stage": str(attrs["stage"]),
-        "schema_version": int(attrs["schema_version"]),
-        "fingerprint": str(attrs["fingerprint"]),
-        "params": json.loads(attrs["params"]),
-        "manifest_digest": str(attrs["manifest_digest"]),
-        "upstream": json.loads(attrs["upstream"]),
-        "shard_index": int(attrs["shard_index"]),
-        "sample_ids": json.loads(attrs["sample_ids"]),
-        "failures": json.loads(attrs["failures"]),
-    }
+    """The attributes of a shard file (no field data is read).
+
+    ``token`` and ``upstream_tokens`` are None for shards written before they existed.
+    A file that cannot be read raises :class:`DamagedShardError` naming it.
+    """
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = dict(handle.attrs)
+        upstream_tokens = attrs.get("upstream_tokens")
+        return {
+            "stage": str(attrs["stage"]),
+            "schema_version": int(attrs["schema_version"]),
+            "fingerprint": str(attrs["fingerprint"]),
+            "params": json.loads(attrs["params"]),
+            "manifest_digest": str(attrs["manifest_digest"]),
+            "upstream": json.loads(attrs["upstream"]),
+            "shard_index": int(attrs["shard_index"]),
+            "sample_ids": json.loads(attrs["sample_ids"]),
+            "failures": json.loads(attrs["failures"]),
+            "token": str(attrs["token"]) if "token" in attrs else None,
+            "upstream_tokens": (None if upstream_tokens is None
+                                else json.loads(upstream_tokens)),
+        }
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise _damaged(path, error) from error
+
+
+def read_shard_token(path: str | os.PathLike) -> str | None:
+    """The token of a published shard; None if it has none, is missing or is damaged."""
+    try:
+        with h5py.File(path, "r") as handle:
+            token = handle.attrs.get("token")
+    except OSError:
+        return None
+    return None if token is None else str(token)
 
 
 class CacheDir:
@@ -283,16 +378,29 @@ class CacheDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.remove_temporary_files()
         if not self.exists():
-            tmp = self.path / f".{SPEC_FILE}{_TMP_MARK}{os.getpid()}"
-            tmp.write_text(json.dumps(spec.to_json(), indent=2, sort_keys=True, default=str))
-            os.replace(tmp, self.spec_path)
+            write_text_atomic(self.spec_path, json.dumps(spec.to_json(), indent=2,
+                                                         sort_keys=True, default=str))
+
+    def remove(self) -> None:
+        """Delete the whole cache directory (spec, shards, ledger)."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
 
     def remove_temporary_files(self) -> list[Path]:
-        """Delete shards left half-written by a killed run of *this* machine's writers."""
+        """Delete shards left half-written by killed writers of *this* machine.
+
+        Temporary files are named ``.<shard>.tmp-<host>-<pid>``; those of other hosts
+        (several machines writing one cache on a shared disk) and of live processes here
+        are kept. Names from before the host was recorded (``.tmp-<pid>``) count as local.
+        """
         removed = []
-        for path in self.path.glob(f".{_SHARD_PREFIX}*{_TMP_MARK}*"):
-            pid = path.name.rsplit(_TMP_MARK, 1)[-1]
-            if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+        here = host_name()
+        for path in sorted(self.path.glob(f".{_SHARD_PREFIX}*{_TMP_MARK}*")):
+            owner = path.name.rsplit(_TMP_MARK, 1)[-1]
+            host, _, pid = owner.rpartition("-")
+            if host and host != here:
+                continue   # another machine's writer: its pid means nothing here
+            if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
                 continue   # another live writer on this machine is still at work
             path.unlink(missing_ok=True)
             removed.append(path)
@@ -306,27 +414,59 @@ class CacheDir:
                 files[int(stem)] = path
         return files
 
-    def finished_shards(self, spec: CacheSpec | None = None) -> set[int]:
-        """Indices of published shards whose fingerprint matches ``spec`` (default: own)."""
+    def _headers(self, spec: CacheSpec | None = None) -> dict[int, dict[str, Any]]:
+        """Headers of the readable shards made with ``spec``'s fingerprint (default: own)."""
         if not self.exists():
-            return set()
+            return {}
         fingerprint = (spec or self.spec()).fingerprint
-        done = set()
+        headers = {}
         for index, path in self.shard_files().items():
             try:
                 header = read_shard_header(path)
-            except (OSError, KeyError):
-                continue   # unreadable: treat as not done, it will be rewritten
+            except DamagedShardError:
+                continue   # not done: the stage rewrites it; damaged_shards() lists it
             if header["fingerprint"] == fingerprint:
+                headers[index] = header
+        return headers
+
+    def finished_shards(self, spec: CacheSpec | None = None,
+                        upstream_tokens_by_shard: Mapping[int, Mapping[str, str]] | None = None
+                        ) -> set[int]:
+        """Indices of published shards whose fingerprint matches ``spec`` (default: own).
+
+        With ``upstream_tokens_by_shard`` (shard -> {"<stage>/<name>": token of that
+        upstream shard now}), a shard built from other upstream writes is not finished.
+        Only the upstream caches listed for a shard are compared: an upstream shard that is
+        missing now is left to the stage to report. A shard written before tokens were
+        recorded counts as built from other writes whenever a token is listed for it.
+        """
+        done = set()
+        for index, header in self._headers(spec).items():
+            current = (upstream_tokens_by_shard or {}).get(index) or {}
+            recorded = header["upstream_tokens"] or {}
+            if all(recorded.get(key) == token for key, token in current.items()):
                 done.add(index)
         return done
 
-    def failures(self) -> list[dict[str, Any]]:
-        failures = []
+    def damaged_shards(self) -> list[int]:
+        """Indices of shard files that cannot be read (a run of the stage rewrites them)."""
+        damaged = []
         for index, path in self.shard_files().items():
-            for failure in read_shard_header(path)["failures"]:
-                failures.append({**failure, "shard": index})
-        return failures
+            try:
+                read_shard_header(path)
+            except DamagedShardError:
+                damaged.append(index)
+        return damaged
+
+    def sample_count(self, spec: CacheSpec | None = None) -> int:
+        """Samples stored in the shards made with ``spec`` (default: own)."""
+        return sum(len(h["sample_ids"]) for h in self._headers(spec).values())
+
+    def failures(self, spec: CacheSpec | None = None) -> list[dict[str, Any]]:
+        """Failed samples recorded in the readable shards made with ``spec`` (default: own)."""
+        return [{**failure, "shard": index}
+                for index, header in self._headers(spec).items()
+                for failure in header["failures"]]
 
 
 def _pid_alive(pid: int) -> bool:

@@ -19,12 +19,13 @@ import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from data_manifest.errors import DataError
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
-from data_manifest.store import CacheDir, CacheReader, CacheSpec
+from data_manifest.store import (CacheDir, CacheReader, CacheSpec, read_shard_token,
+                                 write_text_atomic)
 
 WORKDIR_FILE = "workdir.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -61,9 +62,8 @@ class Workdir:
     def write_info(path: str | os.PathLike, info: WorkdirInfo) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".{WORKDIR_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
-        os.replace(tmp, path / WORKDIR_FILE)
+        write_text_atomic(path / WORKDIR_FILE, json.dumps(asdict(info), indent=2,
+                                                          sort_keys=True))
 
     @property
     def dataset(self) -> str:
@@ -123,6 +123,25 @@ class Workdir:
              upstream: dict[str, str] | None = None) -> CacheSpec:
         return CacheSpec(stage=stage, params=params, manifest_digest=self.info.manifest_digest,
                          upstream=dict(upstream or {}))
+
+    def upstream_tokens(self, spec: CacheSpec, shard_indices: Iterable[int]
+                        ) -> dict[int, dict[str, str]]:
+        """shard -> {"<stage>/<name>": token} of the upstream shards ``spec`` builds on.
+
+        Upstream caches are the keys of ``spec.upstream``; an upstream shard that is
+        missing, damaged or from before tokens existed is left out.
+        """
+        tokens: dict[int, dict[str, str]] = {index: {} for index in shard_indices}
+        for key in spec.upstream:
+            stage, _, name = key.partition("/")
+            if not name:
+                continue
+            cache = self.cache_dir(stage, name)
+            for index, found in tokens.items():
+                token = read_shard_token(cache.shard_path(index))
+                if token is not None:
+                    found[key] = token
+        return tokens
 
     def reader(self, stage: str, name: str = DEFAULT_CACHE_NAME,
                expect: CacheSpec | None = None) -> CacheReader:

@@ -8,6 +8,19 @@ import numpy as np
 from data_manifest.errors import DataError
 
 
+#: what OpenCV and numpy raise on input they cannot handle (an odd video file, a damaged
+#: cache record): a per-sample failure, not a bug that should stop a stage
+IMAGE_ERRORS = (cv2.error, ValueError)
+
+
+def describe_image_error(error: BaseException) -> str:
+    """One line for an :data:`IMAGE_ERRORS` error (cv2.error's own text has a source path)."""
+    if isinstance(error, cv2.error) and getattr(error, "err", None):
+        return f"OpenCV error in {error.func}: {error.err}"
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
@@ -15,11 +28,24 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
-def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
-    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    image = cv2.imdecode(np.ascontiguousarray(buffer, dtype=np.uint8), cv2.IMREAD_COLOR)
+def decode_jpeg(data: bytes | np.ndarray, what: str = "stored JPEG",
+                sample_id: str | None = None) -> np.ndarray:
+    """Encoded image bytes (JPEG, or PNG) -> BGR uint8 array.
+
+    An empty, truncated or corrupt file is a :class:`DataError` "``what`` is empty / does
+    not decode" (naming ``sample_id`` if given).
+    """
+    buffer = np.ascontiguousarray(
+        np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data,
+        dtype=np.uint8).reshape(-1)
+    if buffer.size == 0:
+        raise DataError(f"{what} is empty", sample_id=sample_id)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
-        raise DataError("stored JPEG does not decode")
+        raise DataError(f"{what} is corrupt: it does not decode", sample_id=sample_id)
     return image
 
 

@@ -14,10 +14,11 @@ from data_manifest.datasets import dataset_info
 from data_manifest.datasets.ntu import in_ntu60, parse_ntu_name
 from data_manifest.datasets.nw_ucla import nw_ucla_label, parse_nw_ucla_name
 from data_manifest.errors import DataError
-from data_manifest.manifest import write_manifest
+from data_manifest.manifest import manifest_digest, write_manifest
 from data_manifest.sample import Sample
-from data_manifest.workdir import (DEFAULT_SHARD_SIZE, ORPHANS_FILE, WORKDIR_FILE, Workdir,
-                                   WorkdirInfo)
+from data_manifest.store import publish, write_text_atomic
+from data_manifest.workdir import (DEFAULT_SHARD_SIZE, MANIFEST_FILE, ORPHANS_FILE,
+                                   WORKDIR_FILE, Workdir, WorkdirInfo)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ def _pair(dataset: str, root: Path, video_root: Path, require: str,
             continue
         if dataset == "ntu60" and not in_ntu60(meta):
             continue   # an NTU120-only sample in an NTU120 folder: not part of NTU60
+        try:
+            label = meta["action"] - 1 if dataset.startswith("ntu") else nw_ucla_label(
+                meta["action"])
+        except ValueError as error:   # e.g. NW-UCLA a07, not one of its 10 classes
+            orphans.append({"name": name, "file": str(skeleton or video),
+                            "reason": str(error)})
+            continue
         if name in ignore:
             ignored += 1
             continue
@@ -102,10 +110,6 @@ def _pair(dataset: str, root: Path, video_root: Path, require: str,
                 require == "skeleton" and skeleton is None) or (
                 require == "video" and video is None):
             continue
-        if dataset.startswith("ntu"):
-            label = meta["action"] - 1
-        else:
-            label = nw_ucla_label(meta["action"])
         samples.append(Sample(id=name, dataset=dataset, label=label,
                               skeleton=str(skeleton.resolve()) if skeleton else None,
                               video=str(video.resolve()) if video else None, meta=meta))
@@ -192,6 +196,7 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
             raise DataError(f"this WORKDIR was made for {old.dataset}, not {dataset}; use "
                             "another WORKDIR", path=str(workdir))
     tmp_manifest = workdir / ".manifest.jsonl.new"
+    manifest_path = workdir / MANIFEST_FILE
     workdir.mkdir(parents=True, exist_ok=True)
     digest = write_manifest(samples, tmp_manifest)
     if existing.is_file():
@@ -199,16 +204,18 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
         if old.manifest_digest == digest and old.shard_size == shard_size:
             tmp_manifest.unlink()
             return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True)
-        if not overwrite:
+        # the manifest on disk already being the new one means an earlier run was stopped
+        # between writing it and WORKDIR_FILE: no cache was built for it, so just finish
+        finishing = manifest_path.is_file() and manifest_digest(manifest_path) == digest
+        if not overwrite and not finishing:
             tmp_manifest.unlink()
             raise DataError("this WORKDIR already has a different manifest (other files or "
                             "shard size); its caches were built for it. Pass --overwrite to "
                             "replace it (existing caches will then be refused as stale)",
                             path=str(workdir))
-    os.replace(tmp_manifest, workdir / "manifest.jsonl")
-    with (workdir / ORPHANS_FILE).open("w", encoding="utf-8") as handle:
-        for orphan in orphans:
-            handle.write(json.dumps(orphan) + "\n")
+    publish(tmp_manifest, manifest_path)
+    write_text_atomic(workdir / ORPHANS_FILE,
+                      "".join(json.dumps(orphan) + "\n" for orphan in orphans))
     Workdir.write_info(workdir, WorkdirInfo(
         dataset=dataset, source_root=str(root.resolve()), manifest_digest=digest,
         num_samples=len(samples), shard_size=shard_size, layout=info.layout))

@@ -3,7 +3,8 @@
 The shard is the unit of work and of atomicity. A stage supplies a :class:`ShardTask`
 that fills a :class:`~data_manifest.store.ShardWriter` for one shard's samples (adding
 values, or recording a failure with its reason); the runner skips shards that are already
-published with the same fingerprint, runs the rest in parallel with joblib (each worker
+published with the same fingerprint and built from the current upstream shards (see the
+tokens in :mod:`data_manifest.store`), runs the rest in parallel with joblib (each worker
 writes its own shards), shows progress, and collects the failures into a ledger.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -19,8 +19,10 @@ from typing import Any, Iterable, Sequence
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from data_manifest.errors import DataError
 from data_manifest.sample import Sample
-from data_manifest.store import CacheDir, CacheSpec, ShardWriter, read_shard_header
+from data_manifest.store import (CacheDir, CacheSpec, ShardWriter, read_shard_header,
+                                 write_text_atomic)
 from data_manifest.workdir import Workdir
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,10 @@ class ShardTask:
 class PerSampleTask(ShardTask):
     """A task whose samples are independent: implement ``process``."""
 
-    #: exception types recorded as a sample's failure; anything else is a bug and propagates
-    expected_errors: tuple[type[BaseException], ...] = (Exception,)
+    #: exception types recorded as a sample's failure (bad or unreadable input, values out
+    #: of range); anything else (KeyError, TypeError, ...) is a bug and propagates, stopping
+    #: the run. Subclasses whose libraries raise other types for bad input extend this.
+    expected_errors: tuple[type[BaseException], ...] = (DataError, OSError, ValueError)
 
     def setup(self, shard_index: int) -> None:
         """Open per-shard resources (readers of upstream caches, ...)."""
@@ -71,7 +75,7 @@ class PerSampleTask(ShardTask):
 
 def _describe(error: BaseException) -> str:
     text = str(error)
-    if type(error).__name__ in ("DataError",):
+    if isinstance(error, DataError):   # already names the file and says what is wrong
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -97,9 +101,11 @@ class StageResult:
 
 
 def _write_shard(task: ShardTask, cache_path: str, spec: CacheSpec, shard_index: int,
-                 samples: Sequence[Sample], compression: str | None) -> tuple[int, int]:
+                 samples: Sequence[Sample], compression: str | None,
+                 upstream_tokens: dict[str, str]) -> tuple[int, int]:
     cache = CacheDir(cache_path)
-    writer = ShardWriter(cache.shard_path(shard_index), spec, shard_index, compression)
+    writer = ShardWriter(cache.shard_path(shard_index), spec, shard_index, compression,
+                         upstream_tokens=upstream_tokens)
     task.run_shard(shard_index, samples, writer)
     writer.commit()
     return shard_index, writer.num_written
@@ -113,13 +119,24 @@ def distributed_shards(num_shards: int, rank: int, world_size: int) -> list[int]
 def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name: str,
               jobs: int = 1, overwrite: bool = False, retry_failures: bool = False,
               shard_indices: Iterable[int] | None = None, compression: str | None = None,
-              progress: bool = True, write_ledger: bool = True) -> StageResult:
-    """Build (or finish building) the cache ``spec`` describes, shard by shard."""
+              progress: bool = True, write_ledger: bool = True,
+              rebuild: bool = False) -> StageResult:
+    """Build (or finish building) the cache ``spec`` describes, shard by shard.
+
+    A shard is redone when it is missing or damaged, was made with other settings, or was
+    built from upstream shards that have been rewritten since (their tokens differ).
+    ``overwrite`` deletes a cache made with other settings; ``rebuild`` deletes the cache
+    whatever its settings and builds it from scratch. (With several processes sharing the
+    cache, only one may rebuild, before the others start.)
+    """
     workdir.check_manifest_unchanged()
     cache = workdir.cache_dir(spec.stage, cache_name)
+    if rebuild:
+        cache.remove()
     cache.prepare(spec, overwrite=overwrite)
     wanted = list(range(workdir.num_shards)) if shard_indices is None else list(shard_indices)
-    done = cache.finished_shards(spec)
+    upstream_tokens = workdir.upstream_tokens(spec, wanted)
+    done = cache.finished_shards(spec, upstream_tokens_by_shard=upstream_tokens)
     if retry_failures:
         done = {i for i in done if not read_shard_header(cache.shard_path(i))["failures"]}
     todo = [index for index in wanted if index not in done]
@@ -128,7 +145,8 @@ def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name:
     written_samples = 0
     if todo:
         calls = (delayed(_write_shard)(task, str(cache.path), spec, index,
-                                       workdir.shard_samples(index), compression)
+                                       workdir.shard_samples(index), compression,
+                                       upstream_tokens[index])
                  for index in todo)
         bar = tqdm(total=len(todo), desc=spec.stage, unit="shard", disable=not progress,
                    dynamic_ncols=True)
@@ -143,7 +161,7 @@ def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name:
                 bar.set_postfix(samples=written_samples)
         finally:
             bar.close()
-    failures = cache.failures()
+    failures = cache.failures(spec)
     if write_ledger:
         write_failures_ledger(cache, failures)
     return StageResult(spec.stage, cache.path, len(wanted), len(wanted) - len(todo), len(todo),
@@ -152,9 +170,6 @@ def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name:
 
 def write_failures_ledger(cache: CacheDir, failures: list[dict[str, Any]]) -> Path:
     path = cache.path / FAILURES_FILE
-    tmp = cache.path / f".{FAILURES_FILE}.tmp-{os.getpid()}"
-    with tmp.open("w", encoding="utf-8") as handle:
-        for failure in failures:
-            handle.write(json.dumps(failure, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(failure, sort_keys=True) + "\n"
+                                    for failure in failures))
     return path

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from data_manifest.schemas import STAGE_ORDER
-from data_manifest.store import read_shard_header
 from data_manifest.workdir import Workdir
 
 
@@ -18,41 +18,63 @@ class CacheStatus:
     path: Path
     fingerprint: str
     params: dict[str, Any]
-    shards_done: int
+    shards_done: int      # as a run of the stage counts them (upstream rewrites included)
     shards_total: int
     samples: int
     failures: int
-    stale_shards: int     # published with another fingerprint (left from other settings)
+    damaged_shards: int   # shard files that cannot be read; a run of the stage rewrites them
+    outdated_shards: int = 0   # built from upstream shards rewritten since; redone by a run
 
     def line(self) -> str:
         state = "complete" if self.shards_done == self.shards_total else "incomplete"
         text = (f"{self.stage}/{self.name}: {self.shards_done}/{self.shards_total} shards "
-                f"({state}), {self.samples} samples, {self.failures} failed, "
-                f"fingerprint {self.fingerprint}")
-        if self.stale_shards:
-            text += f", {self.stale_shards} stale shard(s)"
-        return text
+                f"({state}), {self.samples} samples, {self.failures} failed, ")
+        if self.outdated_shards:
+            text += (f"{self.outdated_shards} shard(s) built from since-rewritten upstream "
+                     "shards, ")
+        if self.damaged_shards:
+            text += (f"{self.damaged_shards} damaged shard(s) (re-run the stage to rewrite "
+                     "them), ")
+        return text + f"fingerprint {self.fingerprint}"
 
 
-def workdir_status(path) -> tuple[Workdir, list[CacheStatus]]:
+@dataclass
+class StageStatus:
+    stage: str
+    shards_total: int
+    caches: list[CacheStatus] = field(default_factory=list)
+
+    def lines(self, show_params: bool = False) -> list[str]:
+        if not self.caches:
+            return [f"{self.stage}: not started (0/{self.shards_total} shards)"]
+        lines = []
+        for cache in self.caches:
+            lines.append(cache.line())
+            if show_params:
+                lines.append("    " + json.dumps(cache.params, sort_keys=True, default=str))
+        return lines
+
+
+def cache_status(workdir: Workdir, stage: str, name: str) -> CacheStatus:
+    cache = workdir.cache_dir(stage, name)
+    spec = cache.spec()
+    shards = range(workdir.num_shards)
+    made = cache.finished_shards(spec) & set(shards)
+    done = cache.finished_shards(
+        spec, upstream_tokens_by_shard=workdir.upstream_tokens(spec, shards)) & made
+    return CacheStatus(stage, name, cache.path, spec.fingerprint, spec.params, len(done),
+                       workdir.num_shards, cache.sample_count(spec), len(cache.failures(spec)),
+                       len(cache.damaged_shards()), len(made - done))
+
+
+def workdir_status(path) -> tuple[Workdir, list[StageStatus]]:
+    """Every stage after the manifest, in pipeline order, then any other caches found."""
     workdir = Workdir(path)
-    found = []
     cache_root = workdir.path / "cache"
-    stages = sorted(p.name for p in cache_root.iterdir()) if cache_root.is_dir() else []
-    stages.sort(key=lambda s: STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER))
-    for stage in stages:
-        for name in workdir.cache_names(stage):
-            cache = workdir.cache_dir(stage, name)
-            spec = cache.spec()
-            done = samples = failures = stale = 0
-            for _, shard in cache.shard_files().items():
-                header = read_shard_header(shard)
-                if header["fingerprint"] != spec.fingerprint:
-                    stale += 1
-                    continue
-                done += 1
-                samples += len(header["sample_ids"])
-                failures += len(header["failures"])
-            found.append(CacheStatus(stage, name, cache.path, spec.fingerprint, spec.params,
-                                     done, workdir.num_shards, samples, failures, stale))
-    return workdir, found
+    found = sorted(p.name for p in cache_root.iterdir()) if cache_root.is_dir() else []
+    stages = [s for s in STAGE_ORDER if s != "manifest"]
+    stages += [s for s in found if s not in stages]
+    return workdir, [
+        StageStatus(stage, workdir.num_shards,
+                    [cache_status(workdir, stage, name) for name in workdir.cache_names(stage)])
+        for stage in stages]

@@ -97,3 +97,13 @@ def random_images(count: int, width: int = 160, height: int = 48, seed: int = 0)
     rng = np.random.default_rng(seed)
     return [Image.open(io.BytesIO(jpeg_bytes(rng, width, height))).convert("RGB")
             for _ in range(count)]
+
+
+def copy_model(source: Path, target: Path, *, without: tuple[str, ...] = ()) -> Path:
+    """A copy of a model directory (times kept, like ``cp -p``), minus the files named."""
+    import shutil
+
+    shutil.copytree(source, target)
+    for name in without:
+        (target / name).unlink()
+    return target

@@ -15,7 +15,7 @@ import numpy as np
 
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
-from data_manifest.schemas import SKELETONS
+from data_manifest.schemas import FRAMES, SKELETONS
 from data_manifest.store import ShardWriter
 from data_manifest.workdir import Workdir, WorkdirInfo
 
@@ -125,6 +125,26 @@ def write_skeleton_cache(workdir: Workdir, values: dict[str, dict], *,
                     writer.add(sample.id, values[sample.id])
                 else:
                     writer.fail(sample.id, failures.get(sample.id, "no skeleton file"))
+    return spec.fingerprint
+
+
+def write_frames_cache(workdir: Workdir, crops: dict[str, Sequence[bytes]], *,
+                       num_frames: int, name: str = "default") -> str:
+    """A frames cache written directly with the store (only the fields stitch reads), so
+    records can be damaged at will; samples without crops are failures. Its fingerprint."""
+    spec = workdir.spec(FRAMES, {"num_frames": num_frames, "factory": 1})
+    cache = workdir.cache_dir(FRAMES, name)
+    cache.prepare(spec)
+    for index in range(workdir.num_shards):
+        with ShardWriter(cache.shard_path(index), spec, index) as writer:
+            for sample in workdir.shard_samples(index):
+                if sample.id not in crops:
+                    writer.fail(sample.id, "video not found")
+                    continue
+                jpegs = list(crops[sample.id])
+                writer.add(sample.id, {
+                    "jpeg": np.frombuffer(b"".join(jpegs), dtype=np.uint8),
+                    "jpeg_lengths": np.array([len(j) for j in jpegs], dtype=np.int64)})
     return spec.fingerprint
 
 

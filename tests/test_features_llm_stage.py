@@ -12,8 +12,10 @@ from features_factories import (QUESTION, jpeg_bytes, make_workdir, one_torch_th
                                 tiny_models, write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.models.errors import ModelError
+from pipeline.models.registry import load_vlm
+from pipeline.models.source import resolve_model
 from pipeline.stages import llm_features
-from pipeline.stages.llm_features import LlmFeatureTask, cache_llm_features
+from pipeline.stages.llm_features import cache_llm_features
 
 QUESTIONS = [QUESTION, "what is the person doing?"]
 
@@ -83,13 +85,11 @@ def test_spec_records_model_and_settings(workdir, models):
 def test_stage_matches_the_model_called_directly(workdir, models):
     from pipeline.models.images import decode_image
     result = _run(workdir, models["qwen2-vl"], batch_size=4)
-    task = LlmFeatureTask(workdir.path, "default", 1, model_name=str(models["qwen2-vl"]),
-                          revision=None, questions=QUESTIONS, device="cpu", dtype="float32",
-                          settings=llm_features.GenerationSettings(5, -1), image_size=None,
-                          keep_aspect=False, trust_remote_code=False)
+    model = load_vlm(resolve_model(str(models["qwen2-vl"])), device="cpu", dtype="float32",
+                     settings=llm_features.GenerationSettings(5, -1))
     with workdir.reader("stitch") as stitch:
         image = decode_image(stitch.get("s003")["image"])
-    direct = task.model.answer([image], QUESTIONS)[0]
+    direct = model.answer([image], QUESTIONS)[0]
     stored = _read_all(workdir, result)["s003"]
     assert stored["answers"] == [a.text.replace("\x00", "\ufffd") for a in direct]
     np.testing.assert_array_equal(stored["token_ids"],

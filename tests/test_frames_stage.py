@@ -1,5 +1,6 @@
 """extract-frames on generated videos: crops, fallbacks, failures, resume, staleness."""
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -162,8 +163,9 @@ def test_skeleton_cache_missing_or_unfinished_is_refused(tmp_path):
         extract_frames(workdir, progress=False)
     write_skeleton_cache(workdir, {})
     workdir.cache_dir("skeletons").shard_path(1).unlink()
-    with pytest.raises(MissingCacheError, match=r"unfinished: shard\(s\) 1"):
+    with pytest.raises(MissingCacheError, match=r"unfinished: .*shard\(s\) 1 \(1 of 2\)"):
         extract_frames(workdir, progress=False)
+    assert extract_frames(workdir, shard_indices=[0], progress=False).shards_written == 1
 
 
 def test_interrupted_run_resumes_to_the_same_result(built, monkeypatch):
@@ -237,3 +239,52 @@ def test_undeclared_frame_count_is_counted(tmp_path, monkeypatch):
     assert values["video_frames"] == 12 and values["frame_indices"].tolist() == [0, 2, 4, 6, 8]
     assert [read_index(c) for c in stored_crops(values)] == [0, 2, 4, 6, 8]
     assert "does not declare its frame count; 12 frames decode" in values["notes"]
+
+
+def _opencv_error():
+    cv2.resize(np.zeros((0, 5, 3), np.uint8), (3, 3))     # a genuine cv2.error
+
+
+@pytest.mark.parametrize("error, reason", [(_opencv_error, "OpenCV error in resize"),
+                                           (ValueError("odd stride"), "ValueError: odd stride")])
+def test_opencv_or_value_error_fails_only_that_sample(tmp_path, monkeypatch, error, reason):
+    """Regression: an unexpected per-sample error stopped the run, and every re-run."""
+    odd = write_video(tmp_path / "odd.avi", 12, size=(96, 72))
+    good = write_video(tmp_path / "good.avi", 12)
+    workdir = make_workdir(tmp_path / "wd", [sample("a", good), sample("odd", odd),
+                                             sample("b", good)], shard_size=2)
+    original = stage_module.fit_within
+
+    def choke_on_odd_file(image, max_side):
+        if image.shape[1] == 96:
+            if callable(error):
+                error()
+            raise error
+        return original(image, max_side)
+
+    monkeypatch.setattr(stage_module, "fit_within", choke_on_odd_file)
+    result = extract_frames(workdir, crop="none", progress=False)
+    assert [f["id"] for f in result.failures] == ["odd"]
+    message = result.failures[0]["reason"]
+    assert "odd.avi" in message and reason in message and "cannot take frames" in message
+    assert "\n" not in message
+    assert sorted(workdir.reader(FRAMES).ids) == ["a", "b"]
+    again = extract_frames(workdir, crop="none", progress=False)
+    assert (again.shards_skipped, [f["id"] for f in again.failures]) == (2, ["odd"])
+    retried = extract_frames(workdir, crop="none", retry_failures=True, progress=False)
+    assert retried.shards_written == 1 and [f["id"] for f in retried.failures] == ["odd"]
+
+
+def test_rebuild_redoes_a_cache_whose_settings_match(built):
+    workdir, _, _ = built
+    args = ["extract-frames", str(workdir.path), "--margin", "0", "--name", "rebuilt",
+            "--no-progress", "--skip-failures"]
+    runner = CliRunner()
+    assert "4 shard(s) written" in runner.invoke(cli, args).output
+    cache = workdir.cache_dir(FRAMES, "rebuilt")
+    (cache.path / "stray-file").write_text("from the old cache")
+    assert "0 shard(s) written, 4 already done" in runner.invoke(cli, args).output
+    rebuilt = runner.invoke(cli, args + ["--rebuild"])
+    assert rebuilt.exit_code == 0 and "4 shard(s) written, 0 already done" in rebuilt.output
+    assert not (cache.path / "stray-file").exists()
+    assert sorted(workdir.reader(FRAMES, "rebuilt").ids) == sorted(workdir.reader(FRAMES).ids)

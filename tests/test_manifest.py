@@ -116,3 +116,45 @@ def test_cli_manifest_then_status(shared_dir, tmp_path):
     assert "nw-ucla, 1484 samples in 15 shard(s) of 100" in result.output
     info = json.loads((tmp_path / "w/workdir.json").read_text())
     assert info["layout"] == "nw-ucla"
+
+
+def _nw_ucla_files(root, names):
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (root / f"{name}.json").write_text("{}")
+    return root
+
+
+def test_nw_ucla_action_outside_the_ten_classes_is_an_orphan(tmp_path):
+    root = _nw_ucla_files(tmp_path / "d", ["a01_s01_e00_v01", "a07_s01_e00_v01",
+                                           "a12_s01_e00_v01"])
+    report = build_manifest("nw-ucla", root, tmp_path / "w")
+    assert [s.id for s in Workdir(tmp_path / "w").samples] == ["a01_s01_e00_v01",
+                                                               "a12_s01_e00_v01"]
+    assert report.orphans == [{"name": "a07_s01_e00_v01",
+                               "file": str(root / "a07_s01_e00_v01.json"),
+                               "reason": "NW-UCLA action a07 is not one of the 10 classes"}]
+    assert "a07" in (tmp_path / "w/orphans.jsonl").read_text()
+
+
+def test_a_run_killed_between_manifest_and_info_finishes_on_rerun(tmp_path, monkeypatch):
+    root = _nw_ucla_files(tmp_path / "d", ["a01_s01_e00_v01"])
+    build_manifest("nw-ucla", root, tmp_path / "w")
+    _nw_ucla_files(root, ["a02_s01_e00_v01"])
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Workdir, "write_info", staticmethod(killed))
+    try:
+        build_manifest("nw-ucla", root, tmp_path / "w", overwrite=True)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert Workdir(tmp_path / "w").info.num_samples == 1      # the info file is behind
+    report = build_manifest("nw-ucla", root, tmp_path / "w")  # no --overwrite needed
+    assert report.num_samples == 2
+    workdir = Workdir(tmp_path / "w")
+    assert workdir.info.num_samples == 2
+    workdir.check_manifest_unchanged()
+    assert [s.id for s in workdir.samples] == ["a01_s01_e00_v01", "a02_s01_e00_v01"]

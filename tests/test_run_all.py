@@ -39,7 +39,7 @@ def test_config_parsing_and_unknown_keys():
     assert config.stages["llm-features"]["questions"] == ["why?"]
     assert config.stages["stitch"]["canvas"] == (480, 240)
     assert config.kwargs_for("stitch")["jobs"] == 2
-    assert "jobs" not in config.kwargs_for("llm-features")     # a model stage: its own jobs
+    assert "jobs" not in config.kwargs_for("llm-features")     # a model stage: no jobs
     with pytest.raises(ValueError, match="unknown key 'job'"):
         parse_config({"job": 2})
     with pytest.raises(ValueError, match="unknown option.*num_frame\\b.*takes:.*num_frames"):

@@ -209,3 +209,22 @@ def test_settings_change_the_result_and_single_actor_mode():
     assert strict.actor_bodies == (("A",), ("B",))
     with pytest.raises(DataError, match="no usable body"):
         denoise_ntu(raw, DenoiseSettings(max_noise_length=30))
+
+
+def test_a_lone_body_is_kept_however_short_as_in_the_reference():
+    # CTR-GCN's get_raw_denoised_data takes a file with one body id as is (no length or
+    # spread test); only files with several bodies are denoised
+    data = _file({"A": (range(3, 8), 0.5)}, 10)
+    result = denoise_ntu(parse_ntu_skeleton(data, "x.skeleton"))
+    assert result.actor_bodies == (("A",),) and result.dropped == ()
+    assert result.frame_index.tolist() == [3, 4, 5, 6, 7] and result.num_actors == 1
+    raw = parse_ntu_skeleton(data, "x.skeleton").bodies[0]
+    np.testing.assert_allclose(result.joints[:, 0], raw.joints - raw.joints[0, 1], atol=1e-6)
+
+
+def test_two_short_bodies_are_both_noise():
+    # with several bodies the length test applies to each (the reference then has no body
+    # left and crashes; here it is a DataError naming the file)
+    data = _file({"A": (range(0, 5), 0.5), "B": (range(5, 10), 0.1)}, 10)
+    with pytest.raises(DataError, match="x.skeleton: no usable body"):
+        denoise_ntu(parse_ntu_skeleton(data, "x.skeleton"))

@@ -47,7 +47,8 @@ def shard_identity(workdir: Workdir) -> dict:
 
 @pytest.fixture
 def mixed_data(tmp_path):
-    """Six good NTU files and four bad ones (names sort so bad ones spread over shards)."""
+    """Six good NTU files, three bad ones and a short one-body file (names sort so they
+    spread over shards)."""
     data = tmp_path / "data"
     good = write_ntu_files(data, 6)
     bad = {
@@ -56,11 +57,13 @@ def mixed_data(tmp_path):
             [[("7", upright_body())]] * 14).splitlines()[:40]) + "\n",     # truncated
         "S002C001P001R001A003": skeleton_text([[("7", upright_body())]] * 14).replace(
             "\n25\n", "\n2x5\n", 1),                                       # garbled count
-        "S002C001P001R001A004": skeleton_text([[("7", upright_body())]] * 5),  # too short
     }
     for name, text in bad.items():
         (data / f"{name}.skeleton").write_text(text)
-    return data, good, bad
+    # one body in 5 frames: kept, as the reference never length-filters a lone body
+    short = data / "S002C001P001R001A004.skeleton"
+    short.write_text(skeleton_text([[("7", upright_body())]] * 5))
+    return data, good + [short], bad
 
 
 def test_cli_keeps_good_samples_records_failures_and_sets_the_exit_code(tmp_path, mixed_data):
@@ -69,7 +72,7 @@ def test_cli_keeps_good_samples_records_failures_and_sets_the_exit_code(tmp_path
     runner = CliRunner()
     result = runner.invoke(cli, ["extract-skeletons", str(workdir.path), "--no-progress"])
     assert result.exit_code == 1, result.output
-    assert "4 failure(s)" in result.output
+    assert "3 failure(s)" in result.output
     assert "re-run with --skip-failures" in result.output
 
     ledger_path = workdir.cache_dir(SKELETONS).path / "failures.jsonl"
@@ -81,10 +84,10 @@ def test_cli_keeps_good_samples_records_failures_and_sets_the_exit_code(tmp_path
             in ledger["S002C001P001R001A002"])
     assert ("S002C001P001R001A003.skeleton, line 4: expected the joint count"
             in ledger["S002C001P001R001A003"])
-    assert "no usable body" in ledger["S002C001P001R001A004"]
 
     contents = cache_contents(workdir)
     assert sorted(contents) == sorted(p.stem for p in good)
+    assert contents["S002C001P001R001A004"]["joints"].shape == (5, 2, 25, 3)
     for path in good:
         expected = load_skeleton_sample(path, "ntu60")
         for field in SKELETON_FIELDS:
@@ -96,7 +99,7 @@ def test_cli_keeps_good_samples_records_failures_and_sets_the_exit_code(tmp_path
     assert "0 shard(s) written, 4 already done" in again.output
 
     status = runner.invoke(cli, ["status", str(workdir.path)])
-    assert "skeletons/default: 4/4 shards (complete), 6 samples, 4 failed" in status.output
+    assert "skeletons/default: 4/4 shards (complete), 7 samples, 3 failed" in status.output
 
 
 def test_a_file_removed_after_the_manifest_is_a_recorded_failure(tmp_path):

@@ -11,10 +11,14 @@ from pipeline.cli.main import cli
 from pipeline.images import decode_jpeg
 from pipeline.stages.extract_frames import extract_frames
 from pipeline.stages.preview import ACTOR_COLOURS, render_preview
-from pipeline.stages.stitch import canvas_size, compose, placements, stitch, stored_crops
+from pipeline.images import encode_jpeg
+from pipeline.stages import stitch as stitch_module
+from pipeline.stages.stitch import (StitchTask, canvas_size, compose, placements, stitch,
+                                    stored_crops)
 
 from frames_factories import (box_joints, make_workdir, moving_boxes, sample,
-                              skeleton_values, write_skeleton_cache, write_video)
+                              skeleton_values, write_frames_cache, write_skeleton_cache,
+                              write_video)
 
 NUM_FRAMES = 40
 
@@ -97,10 +101,14 @@ def test_stitch_needs_a_finished_frames_cache(tmp_path):
     video = write_video(tmp_path / "a.avi", 10)
     workdir = make_workdir(tmp_path / "wd", [sample("a", video), sample("b", video)],
                            shard_size=1)
-    with pytest.raises(MissingCacheError, match="extract-frames"):
+    with pytest.raises(MissingCacheError, match="no frames cache named 'default'.*"
+                                               "pipeline extract-frames"):
         stitch(workdir, progress=False)
+    with pytest.raises(MissingCacheError, match="no frames cache.*pipeline extract-frames"):
+        render_preview(workdir, "a")
     extract_frames(workdir, crop="none", progress=False, shard_indices=[0])
-    with pytest.raises(MissingCacheError, match="unfinished"):
+    with pytest.raises(MissingCacheError, match=r"unfinished: .*shard\(s\) 1 \(1 of 2\); "
+                                               "run `pipeline extract-frames"):
         stitch(workdir, progress=False)
     assert stitch(workdir, progress=False, shard_indices=[0]).samples_written == 1
 
@@ -136,3 +144,71 @@ def test_stitch_cli(workdir):
     result = runner.invoke(cli, ["stitch", str(workdir.path), "--tile", "32x64", "--name",
                                  "cli", "--skip-failures", "--no-progress"])
     assert result.exit_code == 0
+    assert "0 shard(s) written" in result.output
+    result = runner.invoke(cli, ["stitch", str(workdir.path), "--tile", "32x64", "--name",
+                                 "cli", "--skip-failures", "--no-progress", "--rebuild"])
+    assert result.exit_code == 0 and "2 shard(s) written, 0 already done" in result.output
+    assert decode_jpeg(workdir.reader(STITCH, "cli").get("s0")["image"]).shape == (64, 160, 3)
+
+
+def _crop(width, height=20, value=120):
+    return encode_jpeg(np.full((height, width, 3), value, np.uint8), 90)
+
+
+def test_a_damaged_frames_record_fails_only_that_sample(tmp_path):
+    """Regression: a zero-length stored crop raised cv2.error and stopped the run."""
+    ids = ["ok", "empty", "corrupt", "upstream"]
+    workdir = make_workdir(tmp_path / "wd", [sample(i, None) for i in ids], shard_size=2)
+    write_frames_cache(workdir, {"ok": [_crop(10), _crop(12)],
+                                 "empty": [_crop(10), b""],
+                                 "corrupt": [_crop(10)[:40], _crop(12)]}, num_frames=2)
+    result = stitch(workdir, canvas=(40, 20), progress=False)
+    reasons = {f["id"]: f["reason"] for f in result.failures}
+    assert set(reasons) == {"empty", "corrupt", "upstream"}
+    assert reasons["empty"] == ("sample empty: frames cache record is damaged (stored crop 2 "
+                                "is empty)")
+    assert "sample corrupt:" in reasons["corrupt"] and "stored crop 1 is corrupt" in reasons[
+        "corrupt"]
+    assert "extract-frames: video not found" in reasons["upstream"]
+    image = decode_jpeg(workdir.reader(STITCH).get("ok")["image"])
+    assert image.shape == (20, 40, 3) and abs(float(image.mean()) - 120) < 3
+
+
+@pytest.mark.parametrize("error, reason", [
+    (lambda: cv2.resize(np.zeros((0, 5, 3), np.uint8), (3, 3)), "OpenCV error in resize"),
+    (lambda: np.zeros(3).reshape(2), "ValueError: cannot reshape")])
+def test_opencv_or_value_error_while_stitching_fails_only_that_sample(tmp_path, monkeypatch,
+                                                                      error, reason):
+    """Regression: only DataError was caught per sample, so one odd crop stopped stitch."""
+    workdir = make_workdir(tmp_path / "wd", [sample(i, None) for i in ("a", "odd", "b")],
+                           shard_size=2)
+    write_frames_cache(workdir, {"a": [_crop(10)] * 2, "odd": [_crop(7)] * 2,
+                                 "b": [_crop(10)] * 2}, num_frames=2)
+    original = stitch_module.resize_to
+
+    def choke_on_odd_crop(image, width, height):
+        if image.shape[1] == 7:
+            error()
+        return original(image, width, height)
+
+    monkeypatch.setattr(stitch_module, "resize_to", choke_on_odd_crop)
+    result = stitch(workdir, canvas=(40, 20), progress=False)
+    assert [f["id"] for f in result.failures] == ["odd"]
+    message = result.failures[0]["reason"]
+    assert message.startswith("sample odd: cannot stitch its crops (") and reason in message
+    assert sorted(workdir.reader(STITCH).ids) == ["a", "b"]
+    assert stitch(workdir, canvas=(40, 20), progress=False).shards_written == 0
+
+
+def test_a_frames_cache_rebuilt_while_stitching_is_refused(tmp_path):
+    workdir = make_workdir(tmp_path / "wd", [sample("a", None)], shard_size=1)
+    fingerprint = write_frames_cache(workdir, {"a": [_crop(10)]}, num_frames=1)
+    path = str(workdir.cache_dir(FRAMES).path)
+    task = StitchTask({"canvas": [20, 20], "fit": "stretch", "jpeg_quality": 90}, path,
+                      fingerprint)
+    task.setup(0)
+    assert "a" in task._frames
+    task.teardown()
+    stale = StitchTask(task.params, path, "0" * len(fingerprint))
+    with pytest.raises(MissingCacheError, match="frames cache at .* changed while stitch"):
+        stale.setup(0)

@@ -2,6 +2,8 @@
 
 The reference (CTR-GCN ``data/ntu/get_raw_denoised_data.py`` and ``seq_transformation.py``):
 
+0. a file with a single body (one body id) is taken as it is: steps 1-3 only apply to files
+   with several bodies, so a lone body is kept however few frames it is tracked in;
 1. drop every body tracked in ``max_noise_length`` (11) frames or fewer;
 2. if several bodies remain, look at each in order of first appearance (while more than one
    is left): a frame is noisy when the body's x-range > ``spread_ratio`` (0.8) * y-range;
@@ -20,7 +22,8 @@ Differences from the reference, all deliberate: each body's frames are placed at
 frame indices (the reference assumes a body's frames are contiguous), every kept frame
 remembers its index in the original sequence (= the video frame), colour-image coordinates
 go through the same selection (NaN where the actor is absent), and a sequence with no usable
-body is an error naming the file instead of a crash.
+body (e.g. two bodies both tracked in <= 11 frames: the reference is left with no body and
+fails with an IndexError) is an error naming the file instead of a crash.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ import numpy as np
 from data_manifest.errors import DataError
 from data_manifest.formats.ntu_skeleton import NUM_JOINTS, RawBody, RawSkeleton
 
-DENOISE_VERSION = 1
+DENOISE_VERSION = 2   # 2: a lone body is no longer length-filtered (as the reference)
 
 
 @dataclass(frozen=True)
 class DenoiseSettings:
-    max_noise_length: int = 11        # bodies tracked in this many frames or fewer are noise
+    max_noise_length: int = 11        # of several bodies, those tracked in this many frames
+                                      # or fewer are noise
     spread_ratio: float = 0.8         # a frame is noisy when x-range > this * y-range
     max_noisy_ratio: float = 0.69754  # drop a body whose share of noisy frames reaches this
     max_actors: int = 2
@@ -74,7 +78,9 @@ def _clean_frames(joints: np.ndarray, spread_ratio: float) -> np.ndarray:
 
 def select_bodies(bodies: tuple[RawBody, ...], settings: DenoiseSettings
                   ) -> tuple[list[RawBody], list[tuple[str, str]]]:
-    """Steps 1-3: the bodies kept, ordered by motion (largest first), and those dropped."""
+    """Steps 0-3: the bodies kept, ordered by motion (largest first), and those dropped."""
+    if len(bodies) == 1:
+        return list(bodies), []
     dropped = []
     kept = []
     for body in bodies:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_manifest.errors import DataError
+from data_manifest.formats.source import read_source_bytes
 
 NUM_JOINTS = 25
 BODY_LINE_VALUES = 10
@@ -83,14 +84,7 @@ class _Lines:
 def read_ntu_skeleton(path: str | os.PathLike) -> RawSkeleton:
     """Parse one ``.skeleton`` file; bad input raises :class:`DataError` naming file and line."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise DataError("skeleton file not found", path=path) from None
-    except OSError as error:
-        raise DataError(f"cannot read the skeleton file ({error.strerror or error})",
-                        path=path) from None
+    data = read_source_bytes(path)
     return parse_ntu_skeleton(data, path)
 
 

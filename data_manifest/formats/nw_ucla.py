@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from data_manifest.errors import DataError
+from data_manifest.formats.source import read_source_bytes
 
 NUM_JOINTS = 20
 
@@ -19,14 +20,7 @@ def read_nw_ucla_json(path: str | os.PathLike, num_joints: int | None = NUM_JOIN
     ``num_joints`` is the joint count required (None accepts any, for user data).
     """
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise DataError("skeleton file not found", path=path) from None
-    except OSError as error:
-        raise DataError(f"cannot read the skeleton file ({error.strerror or error})",
-                        path=path) from None
+    data = read_source_bytes(path)
     if not data.strip():
         raise DataError("empty skeleton file", path=path)
     try:

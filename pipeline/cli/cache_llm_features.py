@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
+from pipeline.cli.model_commands import model_errors_exit, model_stage_options
+from pipeline.cli.options import report_and_exit, user_errors_exit
 from pipeline.models.devices import DTYPE_CHOICES
-from pipeline.models.errors import BatchTooLargeError
 from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache_llm_features
 
 
@@ -38,7 +36,9 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
 @click.option("--keep-aspect", is_flag=True,
               help="BLIP only: keep the image's aspect ratio (height = image size) instead of "
                    "squashing it square; position embeddings are interpolated.")
-@click.option("--revision", help="Hub branch, tag or commit to pin.  [default: main]")
+@click.option("--revision",
+              help="Hub branch, tag or commit to pin.  [default: the repository's default "
+                   "branch]")
 @click.option("--cache-name",
               help="Name of the output cache.  [default: derived from the model and the "
                    "questions, e.g. blip-vqa-base-1a2b3c4d]")
@@ -46,29 +46,28 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow a model that needs Python code from its own repository. Only for "
                    "repositories you trust.")
-@stage_options
+@model_stage_options
+@model_errors_exit
 @user_errors_exit
 def cache_llm_features_command(workdir, model, questions, batch_size, device, dtype, layer,
                                max_new_tokens, image_size, keep_aspect, revision, cache_name,
-                               stitch_name, trust_remote_code, jobs, skip_failures,
-                               retry_failures, overwrite, no_progress):
+                               stitch_name, trust_remote_code, skip_failures,
+                               retry_failures, overwrite, no_progress, rebuild):
     """Ask a vision-language model about each temporal image; cache answers and features.
 
     Runs the model once per sample and question; training later reads only the cache
     (WORKDIR/cache/llm-features/NAME). Finished shards are skipped: a re-run with nothing
     to do does not load the model. For many GPUs or machines, launch with
     `accelerate launch --multi_gpu --num_processes N -m pipeline cache-llm-features ...`:
-    each process takes every N-th shard and writes only those.
+    each process takes every N-th shard and writes only those (there is no -j: each
+    worker would load its own model). Exit status: 1 if samples failed, 2 on a usage or
+    model error, 3 if the model ran out of memory or failed on a batch.
     """
-    try:
-        result = cache_llm_features(
-            workdir, model, questions, batch_size=batch_size, device=device, dtype=dtype,
-            layer=layer, max_new_tokens=max_new_tokens, image_size=image_size,
-            keep_aspect=keep_aspect, revision=revision, cache_name=cache_name,
-            stitch_name=stitch_name, trust_remote_code=trust_remote_code, jobs=jobs,
-            overwrite=overwrite, retry_failures=retry_failures, progress=not no_progress)
-    except BatchTooLargeError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(3)
+    result = cache_llm_features(
+        workdir, model, questions, batch_size=batch_size, device=device, dtype=dtype,
+        layer=layer, max_new_tokens=max_new_tokens, image_size=image_size,
+        keep_aspect=keep_aspect, revision=revision, cache_name=cache_name,
+        stitch_name=stitch_name, trust_remote_code=trust_remote_code, overwrite=overwrite,
+        retry_failures=retry_failures, progress=not no_progress, rebuild=rebuild)
     click.echo(f"cache: {result.cache_path}")
     report_and_exit(result, skip_failures)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
+from pipeline.cli.model_commands import model_errors_exit, model_stage_options
+from pipeline.cli.options import report_and_exit, user_errors_exit
 from pipeline.models.devices import DTYPE_CHOICES
-from pipeline.models.errors import BatchTooLargeError
 from pipeline.models.image_encoder import OUTPUTS
 from pipeline.stages.rgb_features import DEFAULT_ENCODER, cache_rgb_features
 
@@ -30,29 +28,33 @@ from pipeline.stages.rgb_features import DEFAULT_ENCODER, cache_rgb_features
                    "size, e.g. 224]")
 @click.option("--keep-aspect", is_flag=True,
               help="Feed the whole image at its aspect ratio (no centre crop).")
-@click.option("--revision", help="Hub branch, tag or commit to pin.  [default: main]")
+@click.option("--revision",
+              help="Hub branch, tag or commit to pin.  [default: the repository's default "
+                   "branch]")
 @click.option("--cache-name",
               help="Name of the output cache.  [default: derived from the encoder and the "
                    "output, e.g. resnet-50-1a2b3c4d]")
 @click.option("--stitch-name", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow an encoder that needs Python code from its own repository.")
-@stage_options
+@model_stage_options
+@model_errors_exit
 @user_errors_exit
 def cache_rgb_features_command(workdir, encoder, output, batch_size, device, dtype,
                                image_size, keep_aspect, revision, cache_name, stitch_name,
-                               trust_remote_code, jobs, skip_failures, retry_failures,
-                               overwrite, no_progress):
-    """Cache one image-backbone feature vector per temporal image (the FAM's CNN feature)."""
-    try:
-        result = cache_rgb_features(
-            workdir, encoder, output=output, batch_size=batch_size, device=device,
-            dtype=dtype, image_size=image_size, keep_aspect=keep_aspect, revision=revision,
-            cache_name=cache_name, stitch_name=stitch_name,
-            trust_remote_code=trust_remote_code, jobs=jobs, overwrite=overwrite,
-            retry_failures=retry_failures, progress=not no_progress)
-    except BatchTooLargeError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(3)
+                               trust_remote_code, skip_failures, retry_failures,
+                               overwrite, no_progress, rebuild):
+    """Cache one image-backbone feature vector per temporal image (the FAM's CNN feature).
+
+    Runs in one process (there is no -j: each worker would load its own model). Exit
+    status: 1 if samples failed, 2 on a usage or model error, 3 if the model ran out of
+    memory or failed on a batch.
+    """
+    result = cache_rgb_features(
+        workdir, encoder, output=output, batch_size=batch_size, device=device,
+        dtype=dtype, image_size=image_size, keep_aspect=keep_aspect, revision=revision,
+        cache_name=cache_name, stitch_name=stitch_name,
+        trust_remote_code=trust_remote_code, overwrite=overwrite,
+        retry_failures=retry_failures, progress=not no_progress, rebuild=rebuild)
     click.echo(f"cache: {result.cache_path}")
     report_and_exit(result, skip_failures)

@@ -44,7 +44,7 @@ from pipeline.video.reader import METHODS
 @user_errors_exit
 def extract_frames(workdir, num_frames, crop, margin, max_side, jpeg_quality, color_size,
                    skeleton_cache, cache_name, method, decode_threads, jobs, skip_failures,
-                   retry_failures, overwrite, no_progress):
+                   retry_failures, overwrite, no_progress, rebuild):
     """Take m person crops per sample from its video into WORKDIR/cache/frames/NAME.
 
     Only the chosen frames are decoded. Samples without a skeleton (or whose skeleton has
@@ -55,7 +55,8 @@ def extract_frames(workdir, num_frames, crop, margin, max_side, jpeg_quality, co
         workdir, num_frames=num_frames, crop=crop, margin=margin, max_side=max_side or None,
         jpeg_quality=jpeg_quality, color_size=color_size, skeleton_cache=skeleton_cache,
         cache_name=cache_name, method=method, decode_threads=decode_threads, jobs=jobs,
-        overwrite=overwrite, retry_failures=retry_failures, progress=not no_progress)
+        overwrite=overwrite, retry_failures=retry_failures, rebuild=rebuild,
+        progress=not no_progress)
     noted = samples_with_notes(result.cache_path)
     if noted:
         first = next(iter(noted))

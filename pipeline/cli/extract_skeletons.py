@@ -13,7 +13,7 @@ from pipeline.stages.extract_skeletons import extract_skeletons
 @stage_options
 @user_errors_exit
 def extract_skeletons_command(workdir, jobs, skip_failures, retry_failures, overwrite,
-                              no_progress):
+                              no_progress, rebuild):
     """Read every sample's skeleton file into WORKDIR/cache/skeletons/default.
 
     NTU files are denoised as CTR-GCN does (noise bodies dropped, up to 2 actors, empty
@@ -24,5 +24,6 @@ def extract_skeletons_command(workdir, jobs, skip_failures, retry_failures, over
     Re-running the same command finishes an interrupted run.
     """
     result = extract_skeletons(workdir, jobs=jobs, overwrite=overwrite,
-                               retry_failures=retry_failures, progress=not no_progress)
+                               retry_failures=retry_failures, progress=not no_progress,
+                               rebuild=rebuild)
     report_and_exit(result, skip_failures)

@@ -20,8 +20,9 @@ from pipeline.synthetic.demo_dataset import DEFAULT_VIDEO_SIZE, make_demo_datase
               help="Clips per action, cycling over performers 1-8 and cameras 1-3 so both "
                    "NTU60 splits have train and test samples.")
 @click.option("--min-frames", default=40, type=click.IntRange(12),
-              help="Shortest clip (NTU's denoising drops bodies seen in 11 frames or "
-                   "fewer).")
+              help="Shortest clip. At least 12: in a file with several bodies (two-actor "
+                   "actions, added noise bodies), NTU's denoising drops those seen in 11 "
+                   "frames or fewer.")
 @click.option("--max-frames", default=60, type=click.IntRange(12), help="Longest clip.")
 @click.option("--video-size", type=SIZE, default="x".join(map(str, DEFAULT_VIDEO_SIZE)),
               help="Size of the rendered videos (the skeletons' colour coordinates match "

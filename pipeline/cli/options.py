@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 
 import click
@@ -13,7 +14,12 @@ USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNo
 
 
 def stage_options(function):
-    """-j/--jobs, --skip-failures, --retry-failures, --overwrite, --no-progress."""
+    """-j/--jobs, --skip-failures, --retry-failures, --overwrite, --no-progress, --rebuild.
+
+    ``--rebuild`` is added only to commands whose function takes a ``rebuild`` parameter
+    (and passes it on to :func:`pipeline.stage_runner.run_stage`), so a command is never
+    handed an argument it does not accept.
+    """
     options = [
         click.option("-j", "--jobs", default=1, type=click.IntRange(1),
                      help="Worker processes; each writes its own shards."),
@@ -25,6 +31,11 @@ def stage_options(function):
                      help="Delete a cache made with other settings and rebuild it."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     ]
+    if "rebuild" in inspect.signature(function).parameters:
+        options.append(click.option(
+            "--rebuild", is_flag=True,
+            help="Delete this cache even if its settings match and build it again from "
+                 "scratch (e.g. after the input files changed on disk)."))
     for option in reversed(options):
         function = option(function)
     return function

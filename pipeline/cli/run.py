@@ -7,8 +7,8 @@ import sys
 import click
 import yaml
 
+from pipeline.cli.model_commands import model_errors_exit
 from pipeline.cli.options import user_errors_exit
-from pipeline.models.errors import BatchTooLargeError
 from pipeline.stages.run_all import (LLM_FEATURES, RGB_FEATURES, RUN_STAGES, StageFailedError,
                                      load_config_file, parse_config, run_all)
 
@@ -41,7 +41,8 @@ def _set_option(text: str) -> tuple[str, str, object]:
 @click.option("--device", help="Device of the model stages (cpu, cuda, ...).  [default: auto]")
 @click.option("--set", "settings", multiple=True, metavar="STAGE.KEY=VALUE",
               help="Any stage option, e.g. --set frames.num_frames=8 --set "
-                   "stitch.canvas=[480,480] (VALUE is read as YAML).")
+                   "stitch.canvas=[480,480] --set llm-features.rebuild=true (VALUE is read "
+                   "as YAML).")
 @click.option("--skip-failures", is_flag=True, default=None,
               help="Go on past stages where some samples failed (they stay in the ledgers).")
 @click.option("--retry-failures", is_flag=True, default=None,
@@ -49,6 +50,7 @@ def _set_option(text: str) -> tuple[str, str, object]:
 @click.option("--overwrite", is_flag=True, default=None,
               help="Rebuild caches made with other settings.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_errors_exit
 @user_errors_exit
 def run_command(workdir, config_file, start, stop, jobs, model, questions, encoder, device,
                 settings, skip_failures, retry_failures, overwrite, no_progress):
@@ -82,7 +84,4 @@ def run_command(workdir, config_file, start, stop, jobs, model, questions, encod
     except StageFailedError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    except BatchTooLargeError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(3)
     click.echo("done")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from pipeline.cli.options import user_errors_exit
@@ -15,14 +13,16 @@ from pipeline.status import workdir_status
 @click.option("--params", "show_params", is_flag=True, help="Also print each cache's settings.")
 @user_errors_exit
 def status(workdir, show_params):
-    """Show each stage cache of WORKDIR: shards done/total, samples, failures, fingerprint."""
-    found_workdir, caches = workdir_status(workdir)
+    """Show every stage of WORKDIR: per cache, shards done/total, samples, failures,
+    damaged shards and fingerprint; stages without a cache show as not started.
+
+    A shard counts as done when a run of the stage would skip it: made with the cache's
+    settings, readable, and built from the upstream shards as they are now.
+    """
+    found_workdir, stages = workdir_status(workdir)
     info = found_workdir.info
     click.echo(f"{found_workdir.path}: {info.dataset}, {info.num_samples} samples in "
                f"{found_workdir.num_shards} shard(s) of {info.shard_size}")
-    if not caches:
-        click.echo("no stage caches yet")
-    for cache in caches:
-        click.echo(cache.line())
-        if show_params:
-            click.echo("    " + json.dumps(cache.params, sort_keys=True, default=str))
+    for stage in stages:
+        for line in stage.lines(show_params):
+            click.echo(line)

@@ -29,7 +29,7 @@ from pipeline.stages.stitch import DEFAULT_CANVAS, FITS, stitch as run_stitch
 @stage_options
 @user_errors_exit
 def stitch(workdir, canvas, tile, fit, jpeg_quality, frames_cache, cache_name, jobs,
-           skip_failures, retry_failures, overwrite, no_progress):
+           skip_failures, retry_failures, overwrite, no_progress, rebuild):
     """Paste each sample's m crops left to right into one image: WORKDIR/cache/stitch/NAME.
 
     Only the frames cache is read: a new layout never decodes the videos again.
@@ -37,5 +37,6 @@ def stitch(workdir, canvas, tile, fit, jpeg_quality, frames_cache, cache_name, j
     result = run_stitch(workdir, canvas=canvas, tile=tile, fit=fit,
                         jpeg_quality=jpeg_quality, frames_cache=frames_cache,
                         cache_name=cache_name, jobs=jobs, overwrite=overwrite,
-                        retry_failures=retry_failures, progress=not no_progress)
+                        retry_failures=retry_failures, rebuild=rebuild,
+                        progress=not no_progress)
     report_and_exit(result, skip_failures)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from pipeline.models.images import keep_aspect_size
+from pipeline.models.loading import loading_errors, where_to_load
 from pipeline.models.source import ModelSource
 from pipeline.models.vlm import Answer, GenerationSettings, check_layer, collect_answers
 
@@ -24,13 +25,13 @@ from pipeline.models.vlm import Answer, GenerationSettings, check_layer, collect
 def _load_processor(source: ModelSource):
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
-    kwargs = {} if source.is_local else {"revision": source.revision}
-    where = source.path if source.is_local else source.name
+    where, kwargs = where_to_load(source)
     try:
         processor = AutoProcessor.from_pretrained(where, **kwargs)
         return processor.image_processor, processor.tokenizer
     except (ImportError, OSError, ValueError, TypeError, AttributeError):
-        # no processor config, or one naming a torchvision-only class: load the parts
+        pass    # no processor config, or one naming a torchvision-only class: load the parts
+    with loading_errors(source, "processor"):
         return (AutoImageProcessor.from_pretrained(where, backend="pil", **kwargs),
                 AutoTokenizer.from_pretrained(where, **kwargs))
 
@@ -42,10 +43,10 @@ class BlipVqa:
         from transformers import BlipForQuestionAnswering
 
         self.source, self.device, self.dtype, self.settings = source, device, dtype, settings
-        kwargs = {} if source.is_local else {"revision": source.revision}
-        where = source.path if source.is_local else source.name
+        where, kwargs = where_to_load(source)
         self.image_processor, self.tokenizer = _load_processor(source)
-        self.model = BlipForQuestionAnswering.from_pretrained(where, dtype=dtype, **kwargs)
+        with loading_errors(source, "weights"):
+            self.model = BlipForQuestionAnswering.from_pretrained(where, dtype=dtype, **kwargs)
         self.model.to(device).eval()
         text_config = self.model.config.text_config
         check_layer(settings.layer, text_config.num_hidden_layers)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from pipeline.models.chat_inputs import HAND_BUILT_TYPES, QwenVLInputs
 from pipeline.models.errors import ModelError
+from pipeline.models.loading import loading_errors, where_to_load
 from pipeline.models.source import ModelSource
 from pipeline.models.vlm import Answer, GenerationSettings, check_layer, collect_answers
 
@@ -33,13 +34,12 @@ class ChatVlm:
                                   AutoProcessor, AutoTokenizer)
 
         self.source, self.device, self.dtype, self.settings = source, device, dtype, settings
-        where = source.path if source.is_local else source.name
-        kwargs = {"trust_remote_code": trust_remote_code}
-        if not source.is_local:
-            kwargs["revision"] = source.revision
+        where, kwargs = where_to_load(source)
+        kwargs["trust_remote_code"] = trust_remote_code
         processor = None
         try:
-            processor = AutoProcessor.from_pretrained(where, **kwargs)
+            with loading_errors(source, "processor"):
+                processor = AutoProcessor.from_pretrained(where, **kwargs)
             self.tokenizer = processor.tokenizer
             self._inputs = self._processor_inputs(processor)
         except ImportError as error:
@@ -49,19 +49,18 @@ class ChatVlm:
                     f"a library that is not installed ({str(error).strip().splitlines()[0]}). "
                     "Install it, or use a model family whose inputs this toolkit builds "
                     f"without it: {', '.join(HAND_BUILT_TYPES)}, blip (VQA).") from None
-            self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-            image_processor = AutoImageProcessor.from_pretrained(where, backend="pil", **kwargs)
+            with loading_errors(source, "processor"):
+                self.tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+                image_processor = AutoImageProcessor.from_pretrained(where, backend="pil",
+                                                                     **kwargs)
             self._inputs = QwenVLInputs(image_processor, self.tokenizer)
         self.chat_template = (getattr(processor, "chat_template", None)
                               or getattr(self.tokenizer, "chat_template", None))
         if not self.chat_template:
             raise ModelError(f"{source.name} has no chat template (neither its processor nor "
                              "its tokenizer defines one), so a question cannot be put to it")
-        try:
+        with loading_errors(source, "weights", as_what="an image-text-to-text model"):
             self.model = AutoModelForImageTextToText.from_pretrained(where, dtype=dtype, **kwargs)
-        except ValueError as error:
-            raise ModelError(f"{source.name} cannot be loaded as an image-text-to-text "
-                             f"model: {str(error).splitlines()[0]}") from None
         self.model.to(device).eval()
         text_config = self.model.config.get_text_config()
         check_layer(settings.layer, text_config.num_hidden_layers)

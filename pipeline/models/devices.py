@@ -39,12 +39,25 @@ def _out_of_memory_types() -> tuple[type[BaseException], ...]:
     return tuple(t for t in found if isinstance(t, type))
 
 
+#: how PyTorch words running out of host memory (a plain RuntimeError, not OutOfMemoryError)
+_CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator", "not enough memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, _out_of_memory_types()):
+        return True
+    return isinstance(error, RuntimeError) and any(text in str(error)
+                                                   for text in _CPU_OUT_OF_MEMORY)
+
+
 @contextlib.contextmanager
 def batch_memory_guard(batch_size: int, where: str) -> Iterator[None]:
-    """Re-raise an accelerator out-of-memory error as advice to lower --batch-size."""
+    """Re-raise an out-of-memory error (accelerator or CPU) as advice to lower --batch-size."""
     try:
         yield
-    except _out_of_memory_types() as error:
+    except RuntimeError as error:          # torch's OutOfMemoryError is one too
+        if not is_out_of_memory(error):
+            raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise BatchTooLargeError(batch_size, where) from error

@@ -16,6 +16,7 @@ from PIL import Image
 
 from pipeline.models.errors import ModelError
 from pipeline.models.images import keep_aspect_size
+from pipeline.models.loading import loading_errors, where_to_load
 from pipeline.models.source import ModelSource, check_remote_code
 
 OUTPUTS = ("pooled", "logits")
@@ -56,15 +57,16 @@ class ImageEncoder:
 
         check_encoder(source, output, trust_remote_code)
         self.source, self.device, self.dtype, self.output = source, device, dtype, output
-        where = source.path if source.is_local else source.name
-        kwargs = {"trust_remote_code": trust_remote_code}
-        if not source.is_local:
-            kwargs["revision"] = source.revision
-        self.processor = AutoImageProcessor.from_pretrained(where, backend="pil", **kwargs)
+        where, kwargs = where_to_load(source)
+        kwargs["trust_remote_code"] = trust_remote_code
+        with loading_errors(source, "processor"):
+            self.processor = AutoImageProcessor.from_pretrained(where, backend="pil", **kwargs)
         has_head = any(a.endswith("ForImageClassification") for a in source.architectures)
         # a classifier checkpoint is loaded whole (its backbone gives the pooled feature)
         model_class = AutoModelForImageClassification if has_head else AutoModel
-        self.model = model_class.from_pretrained(where, dtype=dtype, **kwargs).to(device).eval()
+        with loading_errors(source, "weights"):
+            self.model = model_class.from_pretrained(where, dtype=dtype, **kwargs)
+        self.model.to(device).eval()
         self.backbone = self.model.base_model if has_head else self.model
         self.keep_aspect = keep_aspect
         size = self.processor.size

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image, UnidentifiedImageError
+import cv2
+import numpy as np
+from PIL import Image
 
 from data_manifest.errors import DataError
+from pipeline.images import decode_jpeg
 
 
-def decode_image(data: bytes, sample_id: str | None = None) -> Image.Image:
-    """JPEG/PNG bytes -> an RGB PIL image; a corrupt file is a :class:`DataError`."""
-    if not data:
-        raise DataError("the cached temporal image is empty", sample_id=sample_id)
+def decode_image(data: bytes | np.ndarray, sample_id: str | None = None) -> Image.Image:
+    """JPEG/PNG bytes -> an RGB PIL image; an empty or corrupt file is a :class:`DataError`."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"the cached temporal image is corrupt ({error}); re-run the stitch "
-                        "stage for it (pipeline stitch --overwrite)", sample_id=sample_id) from None
+        bgr = decode_jpeg(data, what="the cached temporal image")
+    except DataError as error:
+        raise DataError(f"{error.reason}; re-run the stitch stage for it (pipeline stitch "
+                        "--overwrite)", sample_id=sample_id) from None
+    return Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
 def keep_aspect_size(width: int, height: int, target_height: int, multiple: int) -> tuple[int, int]:

@@ -1,8 +1,8 @@
 """Find a model (hub id or local directory) and describe it without loading its weights.
 
-Only ``config.json`` is read here, so a stage can build its cache spec (which records the
-model's name and revision) and see that nothing is left to do without paying for the
-model's weights.
+Only ``config.json`` is parsed here (and a local directory's files digested, see
+:func:`local_digest`), so a stage can build its cache spec (which records the model's name
+and revision) and see that nothing is left to do without paying for loading the weights.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 from pipeline.models.errors import ModelError
 
-_DIGEST_EDGE_BYTES = 1 << 20
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5",
+                    ".msgpack", ".onnx")
+_LARGE_FILE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -43,21 +44,44 @@ def _looks_like_local_path(name: str) -> bool:
             or name.count("/") > 1 or os.sep != "/" and os.sep in name)
 
 
+def _model_files(directory: Path) -> list[Path]:
+    """Every file under ``directory`` except hidden ones (a git clone's .git holds a second
+    copy of the weights), sorted, for a stable digest."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        found += [Path(root) / f for f in files if not f.startswith(".")]
+    return sorted(found)
+
+
+def _is_weight_file(path: Path, size: int) -> bool:
+    return path.suffix in _WEIGHT_SUFFIXES or size > _LARGE_FILE_BYTES
+
+
 def local_digest(directory: Path) -> str:
-    """A cheap content digest of a local model: config plus each weight file's name, size,
-    and first and last MiB (reading whole multi-GB weights on every run would be slow)."""
+    """A content digest of a local model directory, so a changed model is another cache.
+
+    Every file but the weights (config, tokenizer, processor, chat template, generation
+    config, ...) is hashed whole. A weight file (or any file over 64 MiB) counts by name,
+    size and modification time: reading many GB on every run would be slow, and an edit
+    changes the time. (A copy that does not keep times, unlike ``cp -p``/``rsync -t``,
+    counts as a change too.)
+    """
     digest = hashlib.sha256()
-    for path in sorted(directory.iterdir()):
-        if path.name == "config.json":
-            digest.update(path.read_bytes())
-        elif path.suffix in _WEIGHT_SUFFIXES and path.is_file():
-            size = path.stat().st_size
-            digest.update(f"{path.name}:{size}".encode())
+    for path in _model_files(directory):
+        name = path.relative_to(directory).as_posix()
+        try:
+            stat = path.stat()
+            if _is_weight_file(path, stat.st_size):
+                digest.update(f"weights {name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+                continue
+            digest.update(f"file {name} {stat.st_size}\n".encode())
             with path.open("rb") as handle:
-                digest.update(handle.read(_DIGEST_EDGE_BYTES))
-                if size > 2 * _DIGEST_EDGE_BYTES:
-                    handle.seek(size - _DIGEST_EDGE_BYTES)
-                    digest.update(handle.read(_DIGEST_EDGE_BYTES))
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as error:
+            raise ModelError(f"cannot read {path} of the local model {directory}: "
+                             f"{error.strerror or error}") from None
     return "local-" + digest.hexdigest()[:16]
 
 

@@ -18,7 +18,9 @@ video (frames are chosen over the video; a frame without skeleton borrows the ne
 skeleton frame's box); colour coordinates outside the image (the box is clamped, frames
 with none inside borrow or use the whole frame). Errors (the sample fails, recorded in the
 ledger with the file and reason): no video, a missing, empty, unreadable or corrupt file,
-a video with no frames, a chosen frame that does not decode (truncated file).
+a video with no frames, a chosen frame that does not decode (truncated file), and any
+OpenCV or numpy error on the sample's file (a ``cv2.error`` or ``ValueError`` from decoding,
+resizing or encoding: recorded with the video's name, so a re-run does not stop there).
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_manifest.errors import DataError, MissingCacheError
+from data_manifest.errors import DataError
 from data_manifest.sample import Sample
 from data_manifest.schemas import FRAMES, SKELETONS
 from data_manifest.store import CacheDir, CacheReader, read_shard_header
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.crop import CropChoice, SkeletonBoxes, full_frame
-from pipeline.images import encode_jpeg, fit_within
+from pipeline.images import IMAGE_ERRORS, describe_image_error, encode_jpeg, fit_within
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
+from pipeline.stages.upstream import failure_reasons, open_upstream, open_upstream_shard
 from pipeline.video import VideoReader, select_frames
 from pipeline.video.reader import METHODS
 
@@ -84,14 +87,9 @@ class ExtractFramesTask(PerSampleTask):
     def setup(self, shard_index: int) -> None:
         if self.skeleton_cache is None:
             return
-        reader = CacheReader(self.skeleton_cache, expect_stage=SKELETONS,
-                             shards=[shard_index])
-        if reader.spec.fingerprint != self.skeleton_fingerprint:
-            reader.close()
-            raise MissingCacheError(f"the skeleton cache at {self.skeleton_cache} changed "
-                                    "while extract-frames was running; run it again")
-        self._skeletons = reader
-        self._skeleton_failures = {f["id"]: f["reason"] for f in reader.failures}
+        self._skeletons = open_upstream_shard(self.skeleton_cache, SKELETONS, shard_index,
+                                              self.skeleton_fingerprint, "extract-frames")
+        self._skeleton_failures = failure_reasons(self._skeletons)
 
     def teardown(self) -> None:
         if self._skeletons is not None:
@@ -101,6 +99,13 @@ class ExtractFramesTask(PerSampleTask):
     def process(self, sample: Sample) -> dict[str, Any]:
         if sample.video is None:
             raise DataError("the sample has no video file", sample_id=sample.id)
+        try:
+            return self._extract(sample)
+        except IMAGE_ERRORS as error:   # an odd file fails its sample, not the whole run
+            raise DataError(f"cannot take frames from the video ({describe_image_error(error)})",
+                            path=sample.video) from error
+
+    def _extract(self, sample: Sample) -> dict[str, Any]:
         num_frames = self.params["num_frames"]
         notes: list[str] = []
         with VideoReader(sample.video, threads=self.decode_threads,
@@ -196,25 +201,13 @@ def samples_with_notes(cache_path) -> dict[str, str]:
     return noted
 
 
+SKELETON_HINT = ("skeleton crops need it: run `pipeline extract-skeletons WORKDIR` first, "
+                 "or use --crop none")
+
+
 def skeleton_cache_for(workdir: Workdir, name: str, shards: list[int]) -> CacheReader:
     """The skeleton cache to crop from; every shard to be done must be finished in it."""
-    try:
-        reader = workdir.reader(SKELETONS, name)
-    except MissingCacheError as error:
-        raise MissingCacheError(f"{error}. Skeleton crops need it: run `pipeline "
-                                "extract-skeletons` first, or use --crop none") from None
-    missing = sorted(set(shards) - set(reader.shard_indices))
-    if missing:
-        reader.close()
-        raise MissingCacheError(
-            f"the skeleton cache {name!r} is unfinished: shard(s) {_ranges(missing)} not "
-            "done. Finish `pipeline extract-skeletons` first, or use --crop none")
-    return reader
-
-
-def _ranges(indices: list[int]) -> str:
-    shown = ", ".join(str(i) for i in indices[:10])
-    return shown + (f" and {len(indices) - 10} more" if len(indices) > 10 else "")
+    return open_upstream(workdir, SKELETONS, name, shards, SKELETON_HINT)
 
 
 def frames_spec(workdir: Workdir, params: dict[str, Any], skeleton_cache: str,
@@ -235,8 +228,8 @@ def extract_frames(workdir, *, num_frames: int = 5, crop: str = "skeleton",
                    skeleton_cache: str = DEFAULT_CACHE_NAME,
                    cache_name: str = DEFAULT_CACHE_NAME, method: str = "auto",
                    decode_threads: int | None = None, jobs: int = 1, overwrite: bool = False,
-                   retry_failures: bool = False, progress: bool = True,
-                   shard_indices=None) -> StageResult:
+                   retry_failures: bool = False, rebuild: bool = False,
+                   progress: bool = True, shard_indices=None) -> StageResult:
     """Build (or finish) WORKDIR's frames cache ``cache_name``; see the module docstring.
 
     ``margin``: fraction of the person box's longer side added on every side.
@@ -244,6 +237,8 @@ def extract_frames(workdir, *, num_frames: int = 5, crop: str = "skeleton",
     videos were resized (NTU's are 1920x1080); None: the video's own size.
     ``method``/``decode_threads``: how frames are reached and FFmpeg's threads per worker
     (None: OpenCV's default, one per CPU); they do not change the result.
+    ``overwrite``/``rebuild``: delete a cache made with other settings / delete it whatever
+    its settings, and build it again.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -258,4 +253,4 @@ def extract_frames(workdir, *, num_frames: int = 5, crop: str = "skeleton",
         f"{SKELETONS}/{skeleton_cache}"), method, decode_threads)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     shard_indices=shards, progress=progress)
+                     rebuild=rebuild, shard_indices=shards, progress=progress)

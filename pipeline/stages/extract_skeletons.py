@@ -77,7 +77,8 @@ def skeleton_spec(workdir: Workdir, num_joints: int | None = None) -> CacheSpec:
 def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
                       overwrite: bool = False, retry_failures: bool = False,
                       progress: bool = True, shard_indices: Iterable[int] | None = None,
-                      cache_name: str = DEFAULT_CACHE_NAME) -> StageResult:
+                      cache_name: str = DEFAULT_CACHE_NAME, rebuild: bool = False
+                      ) -> StageResult:
     """Build (or finish) ``WORKDIR/cache/skeletons/<cache_name>``; see :func:`run_stage`."""
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
@@ -87,4 +88,4 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
     return run_stage(workdir, spec, ExtractSkeletons(workdir.dataset, num_joints),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,
                      retry_failures=retry_failures, shard_indices=shard_indices,
-                     progress=progress)
+                     progress=progress, rebuild=rebuild)

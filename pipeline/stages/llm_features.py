@@ -16,8 +16,8 @@ Many GPUs or machines: ``accelerate launch --multi_gpu --num_processes N -m pipe
 cache-llm-features WORKDIR ...`` (add ``--num_machines``/``--machine_rank``/
 ``--main_process_ip`` for several machines sharing the WORKDIR's file system; ``torchrun
 --nproc_per_node N -m pipeline ...`` works too, also on CPUs); each process takes the shards
-``index % world_size == rank`` on its own device and writes only its own shards. Do not
-combine it with ``jobs`` > 1. A single process is the default.
+``index % world_size == rank`` on its own device and writes only its own shards. A single
+process is the default; the stage takes no ``jobs`` (each worker would load its own model).
 """
 
 from __future__ import annotations
@@ -29,17 +29,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from data_manifest.schemas import LLM_FEATURES, STITCH
+from data_manifest.schemas import LLM_FEATURES
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
-from pipeline.models.devices import resolve_device, resolve_dtype
 from pipeline.models.registry import load_vlm, vlm_kind
-from pipeline.models.source import resolve_model
 from pipeline.models.vlm import Answer, GenerationSettings
 from pipeline.stage_runner import StageResult, run_stage, write_failures_ledger
 from pipeline.stages.distributed import current_process_group
-from pipeline.stages.feature_names import derived_cache_name
 from pipeline.stages.image_batches import ImageBatchTask
-from pipeline.stages.temporal_images import open_stitch_cache
+from pipeline.stages.model_stage import ModelStagePlan, plan_model_stage
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +62,22 @@ def answer_fields(answers: Sequence[Answer], width: int) -> dict[str, Any]:
 
 
 class LlmFeatureTask(ImageBatchTask):
-    def __init__(self, workdir, stitch_name, batch_size, *, model_name: str,
-                 revision: str | None, questions: Sequence[str], device: str, dtype: str,
-                 settings: GenerationSettings, image_size: int | None, keep_aspect: bool,
-                 trust_remote_code: bool):
-        super().__init__(workdir, stitch_name, batch_size)
-        self.model_name, self.revision = model_name, revision
+    def __init__(self, workdir, plan: ModelStagePlan, batch_size: int, *,
+                 questions: Sequence[str], settings: GenerationSettings,
+                 image_size: int | None, keep_aspect: bool, trust_remote_code: bool):
+        super().__init__(workdir, plan, batch_size)
         self.questions = list(questions)
-        self.device, self.dtype, self.settings = device, dtype, settings
+        self.settings = settings
         self.image_size, self.keep_aspect = image_size, keep_aspect
         self.trust_remote_code = trust_remote_code
 
     def load_model(self):
-        source = resolve_model(self.model_name, self.revision)
-        log.info("loading %s (%s) on %s as %s", source.name, source.revision, self.device,
-                 self.dtype)
-        return load_vlm(source, device=self.device, dtype=self.dtype, settings=self.settings,
-                        image_size=self.image_size, keep_aspect=self.keep_aspect,
-                        trust_remote_code=self.trust_remote_code)
+        plan = self.plan
+        log.info("loading %s (%s) on %s as %s", plan.source.name, plan.source.revision,
+                 plan.device, plan.dtype)
+        return load_vlm(plan.source, device=plan.device, dtype=plan.dtype,
+                        settings=self.settings, image_size=self.image_size,
+                        keep_aspect=self.keep_aspect, trust_remote_code=self.trust_remote_code)
 
     def run_batch(self, model, images: Sequence[Image.Image]) -> list[dict[str, Any]]:
         return [answer_fields(per_image, model.hidden_size)
@@ -108,11 +103,11 @@ def cache_llm_features(workdir: str | os.PathLike | Workdir, model: str = DEFAUL
                        keep_aspect: bool = False, revision: str | None = None,
                        cache_name: str | None = None,
                        stitch_name: str = DEFAULT_CACHE_NAME,
-                       trust_remote_code: bool = False, jobs: int = 1,
+                       trust_remote_code: bool = False,
                        overwrite: bool = False, retry_failures: bool = False,
                        progress: bool = True, shard_indices: Iterable[int] | None = None,
-                       rank: int | None = None, world_size: int | None = None
-                       ) -> StageResult:
+                       rank: int | None = None, world_size: int | None = None,
+                       rebuild: bool = False) -> StageResult:
     """Cache each sample's answers and answer-token features. See the module docstring."""
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     questions = check_questions(questions)
@@ -121,39 +116,38 @@ def cache_llm_features(workdir: str | os.PathLike | Workdir, model: str = DEFAUL
     if image_size is not None and image_size < 16:
         raise ValueError("image size must be at least 16 pixels")
     group = current_process_group(rank, world_size)
-    device = resolve_device(group.device(device))
-    dtype = resolve_dtype(dtype, device)
-    shards = group.shards(workdir.num_shards, shard_indices)
-    stitch = open_stitch_cache(workdir, stitch_name, shards)
-    stitch_fingerprint = stitch.spec.fingerprint
-    stitch.close()
-    source = resolve_model(model, revision)                 # reads config.json only
-    kind = vlm_kind(source, trust_remote_code)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, layer=layer)
-    params = {"model": source.describe(), "kind": kind, "dtype": dtype,
-              "questions": questions, "generation": settings.describe(), "layer": layer,
-              "image_size": image_size, "keep_aspect": keep_aspect,
-              "hidden_dtype": "float16"}
-    spec = workdir.spec(LLM_FEATURES, params,
-                        upstream={f"{STITCH}/{stitch_name}": stitch_fingerprint})
-    name = cache_name or derived_cache_name(source.name, questions)
-    if group.world_size > 1 and overwrite:   # one process clears the old cache, then all go
+    shards = group.shards(workdir.num_shards, shard_indices)
+
+    def params(source, dtype):
+        return {"model": source.describe(), "kind": vlm_kind(source, trust_remote_code),
+                "dtype": dtype, "questions": questions, "generation": settings.describe(),
+                "layer": layer, "image_size": image_size, "keep_aspect": keep_aspect,
+                "hidden_dtype": "float16"}
+
+    plan = plan_model_stage(workdir, LLM_FEATURES, model=model, revision=revision,
+                            device=group.device(device), dtype=dtype,
+                            stitch_name=stitch_name,
+                            shards=shards, params=params, cache_name=cache_name,
+                            name_parts=[questions])
+    if group.world_size > 1 and (overwrite or rebuild):  # one process clears it, then all go
         if group.is_main:
-            workdir.cache_dir(LLM_FEATURES, name).prepare(spec, overwrite=True)
+            cache = workdir.cache_dir(LLM_FEATURES, plan.cache_name)
+            if rebuild:
+                cache.remove()
+            cache.prepare(plan.spec, overwrite=True)
         group.wait_for_everyone()
-        overwrite = False
-    # the task loads the very revision the spec records (a hub commit may move meanwhile)
-    task = LlmFeatureTask(workdir.path, stitch_name, batch_size, model_name=model,
-                          revision=None if source.is_local else source.revision,
-                          questions=questions, device=device, dtype=dtype,
+        overwrite = rebuild = False
+    task = LlmFeatureTask(workdir.path, plan, batch_size, questions=questions,
                           settings=settings, image_size=image_size, keep_aspect=keep_aspect,
                           trust_remote_code=trust_remote_code)
-    result = run_stage(workdir, spec, task, cache_name=name, jobs=jobs, overwrite=overwrite,
-                       retry_failures=retry_failures, shard_indices=shards, progress=progress,
-                       write_ledger=group.world_size == 1)
+    result = run_stage(workdir, plan.spec, task, cache_name=plan.cache_name,
+                       overwrite=overwrite, retry_failures=retry_failures,
+                       shard_indices=shards, progress=progress,
+                       write_ledger=group.world_size == 1, rebuild=rebuild)
     if group.world_size > 1:
         group.wait_for_everyone()
         if group.is_main:        # one complete ledger once every process has finished
-            cache = workdir.cache_dir(LLM_FEATURES, name)
+            cache = workdir.cache_dir(LLM_FEATURES, plan.cache_name)
             write_failures_ledger(cache, cache.failures())
     return result

@@ -19,7 +19,8 @@ from data_manifest.errors import DataError, MissingCacheError
 from data_manifest.layouts import LAYOUTS, Layout
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
-from pipeline.stages.stitch import DEFAULT_CANVAS, compose, stored_crops
+from pipeline.stages.stitch import DEFAULT_CANVAS, FRAMES_HINT, compose, stored_crops
+from pipeline.stages.upstream import open_upstream
 
 ACTOR_COLOURS = ((0, 255, 0), (255, 160, 0), (0, 200, 255), (255, 0, 255))   # BGR
 SOURCE_LABELS = {"skeleton": "skel", "nearest-skeleton": "near", "full-frame": "full",
@@ -46,7 +47,7 @@ def render_preview(workdir, sample_id: str, *, frames_cache: str = DEFAULT_CACHE
                    stitch_cache: str = DEFAULT_CACHE_NAME,
                    canvas: tuple[int, int] | None = None, fit: str | None = None) -> Preview:
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
-    frames = workdir.reader(FRAMES, frames_cache)
+    frames = open_upstream(workdir, FRAMES, frames_cache, [], FRAMES_HINT)
     with frames:
         if sample_id not in frames:
             reason = next((f["reason"] for f in frames.failures if f["id"] == sample_id), None)

@@ -15,9 +15,12 @@ Options come from a YAML file and/or flags (flags win)::
     llm-features: {model: Salesforce/blip-vqa-base, questions: [...]}
 
 ``jobs`` from the common options is not given to the model stages (rgb-features,
-llm-features): each job would load its own copy of the model; set it in their section if
-wanted. Unknown keys, at the top or in a section, are errors. Every stage skips its
-finished shards, so a second run only does what is left (and loads no model if nothing is).
+llm-features), and their sections do not take it: each job would load its own copy of the
+model (use ``accelerate launch`` for several processes / GPUs). Options that only make
+sense for one stage (e.g. ``rebuild``, where a stage has it) go in that stage's section or
+``--set STAGE.KEY=VALUE``. Unknown keys, at the top or in a section, are errors. Every
+stage skips its finished shards, so a second run only does what is left (and loads no
+model if nothing is).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import yaml
 
 from data_manifest.schemas import FRAMES, LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
 from data_manifest.workdir import Workdir
+from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
 RUN_STAGES = (SKELETONS, FRAMES, STITCH, RGB_FEATURES, LLM_FEATURES)
 STAGE_FUNCTIONS = {
@@ -96,8 +100,7 @@ class RunConfig:
 
     def kwargs_for(self, stage: str) -> dict[str, Any]:
         allowed = stage_options(stage)
-        kwargs = {key: value for key, value in self.common.items() if key in allowed
-                  and not (key == "jobs" and stage in MODEL_STAGES)}
+        kwargs = {key: value for key, value in self.common.items() if key in allowed}
         kwargs.update(self.stages.get(stage, {}))
         return kwargs
 
@@ -132,6 +135,8 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
                 raise ValueError(f"{source}: section {key!r} must be a mapping of options")
             allowed = stage_options(stage)
             unknown = sorted(set(value) - set(allowed))
+            if "jobs" in unknown and stage in MODEL_STAGES:
+                raise ValueError(f"{source}: stage {stage} takes no jobs: {NO_JOBS_MESSAGE}")
             if unknown:
                 raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)} for stage "
                                  f"{stage}; it takes: {', '.join(sorted(allowed))}")

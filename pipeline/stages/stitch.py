@@ -7,6 +7,10 @@ inside it keeping its aspect ratio and centred on black (``fit="pad"``). ``tile`
 the column size instead, making the canvas m tiles wide. The result is stored as a JPEG
 (fields in :data:`data_manifest.schemas.STITCH_FIELDS`); the cache has its own
 fingerprint with the frames cache's as upstream, so a new layout never re-decodes videos.
+
+A sample fails (recorded with the reason, the others go on) when extract-frames failed for
+it, when its frames record is damaged (a crop that does not decode), or when OpenCV or
+numpy cannot handle its crops (a ``cv2.error`` or ``ValueError``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from data_manifest.errors import DataError, MissingCacheError
+from data_manifest.errors import DataError
 from data_manifest.sample import Sample
 from data_manifest.schemas import FRAMES, STITCH
 from data_manifest.store import CacheReader
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
-from pipeline.images import decode_jpeg, encode_jpeg, resize_to, split_concatenated
+from pipeline.images import (IMAGE_ERRORS, decode_jpeg, describe_image_error, encode_jpeg,
+                             resize_to, split_concatenated)
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
+from pipeline.stages.upstream import failure_reasons, open_upstream, open_upstream_shard
 
 FITS = ("stretch", "pad")
 DEFAULT_CANVAS = (480, 480)
@@ -93,7 +99,8 @@ def compose(crops: Sequence[np.ndarray], size: tuple[int, int],
 def stored_crops(values: dict[str, Any]) -> list[np.ndarray]:
     """Decode the crops of one frames-cache record."""
     pieces = split_concatenated(np.asarray(values["jpeg"]), values["jpeg_lengths"])
-    return [decode_jpeg(piece) for piece in pieces]
+    return [decode_jpeg(piece, what=f"stored crop {number}")
+            for number, piece in enumerate(pieces, 1)]
 
 
 def stitch_params(*, num_tiles: int, size: tuple[int, int], fit: str,
@@ -117,13 +124,9 @@ class StitchTask(PerSampleTask):
         self._frame_failures: dict[str, str] = {}
 
     def setup(self, shard_index: int) -> None:
-        reader = CacheReader(self.frames_cache, expect_stage=FRAMES, shards=[shard_index])
-        if reader.spec.fingerprint != self.frames_fingerprint:
-            reader.close()
-            raise MissingCacheError(f"the frames cache at {self.frames_cache} changed "
-                                    "while stitch was running; run it again")
-        self._frames = reader
-        self._frame_failures = {f["id"]: f["reason"] for f in reader.failures}
+        self._frames = open_upstream_shard(self.frames_cache, FRAMES, shard_index,
+                                           self.frames_fingerprint, "stitch")
+        self._frame_failures = failure_reasons(self._frames)
 
     def teardown(self) -> None:
         if self._frames is not None:
@@ -140,39 +143,40 @@ class StitchTask(PerSampleTask):
         except DataError as error:
             raise DataError(f"frames cache record is damaged ({error})",
                             sample_id=sample.id) from None
+        except IMAGE_ERRORS as error:
+            raise DataError(f"frames cache record is damaged ({describe_image_error(error)})",
+                            sample_id=sample.id) from error
         size = tuple(self.params["canvas"])
-        image, _ = compose(crops, size, self.params["fit"])
-        return {"image": encode_jpeg(image, self.params["jpeg_quality"]),
-                "size": np.array(size, dtype=np.int32)}
+        try:
+            image, _ = compose(crops, size, self.params["fit"])
+            return {"image": encode_jpeg(image, self.params["jpeg_quality"]),
+                    "size": np.array(size, dtype=np.int32)}
+        except IMAGE_ERRORS as error:   # an odd crop fails its sample, not the whole run
+            raise DataError(f"cannot stitch its crops ({describe_image_error(error)})",
+                            sample_id=sample.id) from error
+
+
+FRAMES_HINT = "run `pipeline extract-frames WORKDIR` first"
 
 
 def frames_cache_for(workdir: Workdir, name: str, shards: list[int]) -> CacheReader:
     """The frames cache to stitch; every shard to be done must be finished in it."""
-    try:
-        reader = workdir.reader(FRAMES, name)
-    except MissingCacheError as error:
-        raise MissingCacheError(f"{error}: run `pipeline extract-frames` first") from None
-    missing = sorted(set(shards) - set(reader.shard_indices))
-    if missing:
-        reader.close()
-        shown = ", ".join(str(i) for i in missing[:10])
-        raise MissingCacheError(f"the frames cache {name!r} is unfinished: shard(s) {shown}"
-                                f"{' ...' if len(missing) > 10 else ''} not done. Finish "
-                                "`pipeline extract-frames` first")
-    return reader
+    return open_upstream(workdir, FRAMES, name, shards, FRAMES_HINT)
 
 
 def stitch(workdir, *, canvas: tuple[int, int] | None = DEFAULT_CANVAS,
            tile: tuple[int, int] | None = None, fit: str = "stretch",
            jpeg_quality: int = 90, frames_cache: str = DEFAULT_CACHE_NAME,
            cache_name: str = DEFAULT_CACHE_NAME, jobs: int = 1, overwrite: bool = False,
-           retry_failures: bool = False, progress: bool = True,
+           retry_failures: bool = False, rebuild: bool = False, progress: bool = True,
            shard_indices=None) -> StageResult:
     """Build (or finish) WORKDIR's stitch cache ``cache_name`` from a frames cache.
 
     ``canvas`` (width, height) of the temporal image, default 480x480; or ``tile`` (width,
     height) of one frame's column, making the image m tiles wide. ``fit``: ``stretch``
-    each crop to its column, or ``pad`` it keeping its aspect ratio.
+    each crop to its column, or ``pad`` it keeping its aspect ratio. ``overwrite``/``rebuild``:
+    delete a cache made with other settings / delete it whatever its settings, and build it
+    again.
     """
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     shards = (list(range(workdir.num_shards)) if shard_indices is None
@@ -187,4 +191,4 @@ def stitch(workdir, *, canvas: tuple[int, int] | None = DEFAULT_CANVAS,
     task = StitchTask(params, frames_path, frames_spec.fingerprint)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     shard_indices=shards, progress=progress)
+                     rebuild=rebuild, shard_indices=shards, progress=progress)

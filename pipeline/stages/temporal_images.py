@@ -6,12 +6,13 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
-from data_manifest.errors import DataError, MissingCacheError
+from data_manifest.errors import DataError
 from data_manifest.sample import Sample
 from data_manifest.schemas import STITCH
 from data_manifest.store import CacheReader
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.models.images import decode_image
+from pipeline.stages.upstream import open_upstream
 
 STITCH_HINT = ("run `pipeline extract-frames WORKDIR` and then `pipeline stitch WORKDIR` "
                "first (or `pipeline run WORKDIR --to stitch`)")
@@ -20,22 +21,7 @@ STITCH_HINT = ("run `pipeline extract-frames WORKDIR` and then `pipeline stitch 
 def open_stitch_cache(workdir: Workdir, name: str = DEFAULT_CACHE_NAME,
                       shard_indices: Iterable[int] | None = None) -> CacheReader:
     """The stitch cache, checked to have finished every shard the caller will read."""
-    try:
-        reader = workdir.reader(STITCH, name)
-    except MissingCacheError:
-        known = workdir.cache_names(STITCH)
-        other = f" (this WORKDIR has stitch caches {', '.join(known)})" if known else ""
-        raise MissingCacheError(
-            f"no temporal images: {workdir.path} has no stitch cache named {name!r}{other}; "
-            f"{STITCH_HINT}") from None
-    wanted = set(range(workdir.num_shards) if shard_indices is None else shard_indices)
-    unfinished = sorted(wanted - set(reader.shard_indices))
-    if unfinished:
-        shown = ", ".join(map(str, unfinished[:10])) + (" ..." if len(unfinished) > 10 else "")
-        raise MissingCacheError(
-            f"the stitch cache {name!r} has not finished shard(s) {shown} "
-            f"({len(unfinished)} of {len(wanted)}); run `pipeline stitch WORKDIR` to finish it")
-    return reader
+    return open_upstream(workdir, STITCH, name, shard_indices, STITCH_HINT)
 
 
 def load_temporal_images(reader: CacheReader, samples: Sequence[Sample]
