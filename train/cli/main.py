@@ -9,6 +9,11 @@ import click
 
 # command name -> "module:attribute", imported only when the command runs.
 COMMANDS: dict[str, str] = {
+    "run": "train.cli.run:run",
+    "eval": "train.cli.eval:eval_command",
+    "ensemble": "train.cli.ensemble:ensemble_command",
+    "export": "train.cli.export:command",
+    "predict": "train.cli.predict:command",
 }
 
 

@@ -1,0 +1,120 @@
+"""`train eval` reports and the `train run` / `train eval` commands end to end."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from train.cli.main import cli
+from train.evaluate import evaluate_run
+from train.errors import CheckpointError
+from train.loop import train
+from train.scores_io import load_scores
+from train_factories import make_workdir, tiny_builder, tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    workdir = make_workdir(root / "wd", per_class_view=6)
+    config = tiny_config(workdir, epochs=3, overrides=["data.val_fraction=0.25"])
+    train(config, root / "run", model_builder=tiny_builder)
+    return root / "run"
+
+
+def test_eval_writes_consistent_reports(run):
+    result = evaluate_run(run, checkpoint="last", model_builder=tiny_builder)
+    out = run / "eval" / "test-last"
+    assert result.output_dir == out and result.num_samples == 18
+    scores, names = load_scores(out / "scores.npz")
+    with np.load(out / "scores.npz", allow_pickle=False) as raw:      # no pickle inside
+        assert raw["scores"].shape == (18, 3) and raw["ids"].dtype.kind == "U"
+    assert scores.ids == sorted(scores.ids, key=scores.ids.index)
+    assert len(set(scores.ids)) == 18 and all(i.endswith("_v03") for i in scores.ids)
+    assert result.top1 == pytest.approx((scores.scores.argmax(1) == scores.labels).mean())
+    confusion = np.array([[int(v) for v in row[1:]] for row in
+                          list(csv.reader(open(out / "confusion.csv")))[1:]])
+    assert confusion.sum() == 18 and np.trace(confusion) == round(result.top1 * 18)
+    rows = list(csv.DictReader(open(out / "per_class.csv")))
+    assert [int(r["samples"]) for r in rows] == confusion.sum(axis=1).tolist()
+    for k, row in enumerate(rows):
+        assert float(row["accuracy"]) == pytest.approx(confusion[k, k] / confusion[k].sum())
+    image = Image.open(out / "confusion.png")
+    assert image.format == "PNG" and image.size[0] > 100
+    metrics = (out / "metrics.json").read_text()
+    assert '"top1"' in metrics and '"part": "test"' in metrics
+
+
+def test_eval_on_the_validation_part_and_bad_checkpoints(run, tmp_path):
+    val = evaluate_run(run, checkpoint="best", part="val", output_dir=tmp_path / "v",
+                       model_builder=tiny_builder)
+    assert val.num_samples == 9           # 25 % of each class of the 36 training samples
+    assert all(not i.endswith("_v03") for i in load_scores(tmp_path / "v/scores.npz")[0].ids)
+    with pytest.raises(CheckpointError, match="no such|no checkpoint"):
+        evaluate_run(run, checkpoint=str(tmp_path / "missing.pt"), model_builder=tiny_builder)
+
+
+def test_run_and_eval_commands(tmp_path, monkeypatch):
+    import train.evaluate
+    import train.loop
+    monkeypatch.setattr(train.loop, "build_backbone", tiny_builder)
+    monkeypatch.setattr(train.evaluate, "build_backbone", tiny_builder)
+    workdir = make_workdir(tmp_path / "wd", per_class_view=3)
+    runner = CliRunner()
+    args = ["run", str(tmp_path / "run"), "--preset", "nw-ucla", "--workdir", str(workdir),
+            "--set", "model.num_classes=3", "--set", "data.window=16",
+            "--set", "data.num_workers=0", "--set", "optim.batch_size=4",
+            "--set", "schedule.epochs=1", "--set", "run.progress=false",
+            "--set", "data.repeat=1"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "best test_top1" in result.output and "checkpoints:" in result.output
+    # resuming the finished run with no options trains nothing more
+    again = runner.invoke(cli, ["run", str(tmp_path / "run")])
+    assert again.exit_code == 0 and "(1 epochs" in again.output
+    changed = runner.invoke(cli, ["run", str(tmp_path / "run"), "--set", "optim.lr=0.5"])
+    assert changed.exit_code == 2 and "optim.lr: 0.1 -> 0.5" in changed.output
+    shown = runner.invoke(cli, ["run", str(tmp_path / "run"), "--print-config"])
+    assert "window: 16" in shown.output
+    evaluated = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "top-1" in evaluated.output
+    assert (tmp_path / "run/eval/test-best/scores.npz").is_file()
+
+
+def test_commands_report_bad_input_in_one_line(tmp_path):
+    runner = CliRunner()
+    bare = make_workdir(tmp_path / "bare", with_skeletons=False)
+    result = runner.invoke(cli, ["run", str(tmp_path / "r"), "--preset", "nw-ucla",
+                                 "--workdir", str(bare)])
+    assert result.exit_code == 2 and "error: " in result.output
+    assert "no skeleton cache" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli, ["run", str(tmp_path / "r2"), "--preset", "nw-ucla",
+                                 "--set", "optim.lrr=1"])
+    assert result.exit_code == 2 and "did you mean optim.lr" in result.output
+    result = runner.invoke(cli, ["run", str(tmp_path / "r3")])
+    assert result.exit_code == 2 and "needs --preset or --config" in result.output
+    (tmp_path / "r4" / "checkpoints").mkdir(parents=True)
+    result = runner.invoke(cli, ["eval", str(tmp_path / "r4")])
+    assert result.exit_code == 2 and "has no best checkpoint" in result.output
+
+
+@pytest.mark.slow
+def test_real_ctrgcn_trains_and_evaluates_through_the_commands(tmp_path):
+    """The real backbone behind the commands, on a very small synthetic set."""
+    workdir = make_workdir(tmp_path / "wd", per_class_view=1, frames=(8, 12))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(tmp_path / "run"), "--preset", "nw-ucla",
+                                 "--workdir", str(workdir), "--set", "model.num_classes=3",
+                                 "--set", "data.window=8", "--set", "data.num_workers=0",
+                                 "--set", "optim.batch_size=3", "--set", "schedule.epochs=1",
+                                 "--set", "run.progress=false", "--set", "data.repeat=1"])
+    assert result.exit_code == 0, result.output
+    evaluated = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress"])
+    assert evaluated.exit_code == 0, evaluated.output
+    scores, _ = load_scores(tmp_path / "run/eval/test-best/scores.npz")
+    assert scores.scores.shape == (3, 3) and np.isfinite(scores.scores).all()

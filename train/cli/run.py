@@ -1,0 +1,98 @@
+"""``train run RUN_DIR``: train a skeleton GCN, or resume the run in RUN_DIR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from train.cli.common import user_errors_exit
+from train.config import MODALITIES, load_yaml, resolve_config
+from train.presets import PRESETS
+
+
+@click.command("run")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Reference recipe to start from (hyper-parameters, feeder, model size).")
+@click.option("--config", "config_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config file, applied after the preset (repeatable, in order).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one value, e.g. --set optim.lr=0.05 (repeatable; the value is "
+                   "read as YAML; unknown keys are errors).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="WORKDIR with a skeleton cache; same as --set data.workdir=...")
+@click.option("--modality", type=click.Choice(MODALITIES), default=None,
+              help="Input stream; same as --set data.modality=... (default: the preset's).")
+@click.option("--mmcl", is_flag=True,
+              help="Co-learning (FAM + FRM) on the WORKDIR's cached RGB and LLM features; "
+                   "same as --set objective.name=mmcl. Inference stays skeleton-only.")
+@click.option("--no-fam", is_flag=True,
+              help="MMCL without FAM, the RGB alignment loss (objective.options.fam=false).")
+@click.option("--no-frm", is_flag=True,
+              help="MMCL without FRM, the LLM refinement loss (objective.options.frm=false); "
+                   "with --no-fam too it is the plain GCN baseline.")
+@click.option("--skip-missing", is_flag=True,
+              help="MMCL: train without the samples a feature cache lacks (counted and "
+                   "reported) instead of stopping with their list.")
+@click.option("--print-config", is_flag=True,
+              help="Print the resolved config as YAML and exit without training.")
+@user_errors_exit
+def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
+        overrides: tuple[str, ...], workdir: Path | None, modality: str | None,
+        mmcl: bool, no_fam: bool, no_frm: bool, skip_missing: bool,
+        print_config: bool) -> None:
+    """Train into RUN_DIR; if RUN_DIR already holds a run, resume it where it stopped.
+
+    A new run needs a preset or a config file (and a WORKDIR). RUN_DIR receives
+    config.yaml (the resolved config), metrics.jsonl (one line per epoch) and
+    checkpoints/{last,best}.pt. Runs unchanged under `accelerate launch` for several
+    GPUs or nodes; optim.batch_size is the global batch (see docs/training.md).
+    """
+    from train.loop import CONFIG_FILE, train
+
+    shortcuts = {}
+    if workdir is not None:
+        shortcuts.setdefault("data", {})["workdir"] = str(workdir.resolve())
+    if modality is not None:
+        shortcuts.setdefault("data", {})["modality"] = modality
+    if mmcl:
+        shortcuts.setdefault("objective", {})["name"] = "mmcl"
+    for flag, option, value in ((no_fam, "fam", False), (no_frm, "frm", False),
+                                (skip_missing, "skip_missing", True)):
+        if flag:
+            shortcuts.setdefault("objective", {}).setdefault("options", {})[option] = value
+    recorded = run_dir / CONFIG_FILE
+    changes = bool(preset or config_files or overrides or shortcuts)
+    if recorded.is_file():
+        config = resolve_config(preset, config_files, overrides, [shortcuts],
+                                base=load_yaml(recorded)) if changes else None
+    else:
+        if not (preset or config_files):
+            raise click.UsageError("a new run needs --preset or --config "
+                                   f"({run_dir} holds no run to resume)")
+        config = resolve_config(preset, config_files, overrides, [shortcuts])
+    mmcl_flags = [name for name, flag in (("--no-fam", no_fam), ("--no-frm", no_frm),
+                                          ("--skip-missing", skip_missing)) if flag]
+    if mmcl_flags and config.objective.name != "mmcl":   # flags given: config is resolved
+        raise click.UsageError(f"{', '.join(mmcl_flags)} apply to the mmcl objective; add "
+                               f"--mmcl (this run's objective is {config.objective.name!r})")
+    if print_config:
+        shown = config if config is not None else resolve_config(base=load_yaml(recorded))
+        click.echo(shown.to_yaml(), nl=False)
+        return
+    result = train(config, run_dir)
+    click.echo(f"run: {result.run_dir} ({result.epochs_done} epochs, "
+               f"{result.global_step} steps)")
+    if result.history:
+        last = result.history[-1]
+        for part in ("val", "test"):
+            if f"{part}_top1" in last:
+                click.echo(f"last epoch {part}: top-1 {100 * last[f'{part}_top1']:.2f}%, "
+                           f"top-5 {100 * last[f'{part}_top5']:.2f}%")
+    if result.best:
+        click.echo(f"best {result.best['metric']}: {100 * result.best['value']:.2f}% "
+                   f"(epoch {result.best['epoch']})")
+    click.echo(f"checkpoints: {run_dir / 'checkpoints'}; metrics: "
+               f"{run_dir / 'metrics.jsonl'}")

@@ -1,0 +1,355 @@
+"""The training config: nested dataclasses, presets, YAML files and ``key=value`` overrides.
+
+A config is resolved in layers, each one overriding the last::
+
+    defaults  ->  preset (``--preset`` or a file's ``preset:`` key)  ->  YAML file(s)
+              ->  ``--set section.key=value`` overrides
+
+Unknown keys are errors (with a suggestion), never silently ignored. The run directory
+keeps the resolved config as ``config.yaml``; resuming a run reads it back.
+
+Batch sizes are *global* (all processes together); see ``docs/training.md`` for how the
+learning rate scales with the global batch (``optim.scale_lr``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from data_manifest.layouts import LAYOUTS
+from train.errors import ConfigError
+from train.presets import PRESETS
+
+MODALITIES = ("joint", "bone", "joint-motion", "bone-motion")
+FEEDERS = ("ntu", "nw-ucla")
+MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+
+
+@dataclass
+class DataConfig:
+    workdir: str | None = None            # WORKDIR with a skeleton cache (required to train)
+    skeleton_cache: str = "default"       # name of the skeleton cache in the WORKDIR
+    protocol: str = "ntu60-xsub"          # split protocol (data_manifest.splits.PROTOCOLS)
+    feeder: str = "ntu"                   # "ntu": crop/resize/rotate; "nw-ucla": view aug.
+    modality: str = "joint"               # joint, bone, joint-motion, bone-motion
+    window: int = 64                      # frames fed to the model
+    p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    p_interval_test: list[float] = field(default_factory=lambda: [0.95])
+    random_rot: bool = True               # ntu feeder: random 3-axis rotation in training
+    rot_theta: float = 0.3                # ntu feeder: max rotation angle per axis (rad)
+    ucla_max_angle_deg: int = 60          # nw-ucla feeder: random view angle, +- degrees
+    ucla_scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    ucla_center_joint: int = 2            # nw-ucla feeder: 1-based joint of frame 0 -> origin
+    repeat: int = 1                       # training set repeated this many times per epoch
+    val_fraction: float = 0.0             # hold out this share of train (per class) as "val"
+    num_workers: int = 2                  # DataLoader worker processes per training process
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ctrgcn"
+    layout: str = "ntu"                   # skeleton layout (data_manifest.layouts)
+    num_classes: int = 60
+    num_persons: int = 2
+    in_channels: int = 3
+    dropout: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1                       # for the global batch below (see scale_lr)
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 4e-4
+    batch_size: int = 64                  # global training batch, all processes together
+    test_batch_size: int = 64             # global evaluation batch
+    scale_lr: bool = False                # lr *= batch_size / reference_batch
+    reference_batch: int = 64             # the batch that ``lr`` was tuned for
+    grad_clip: float = 0.0                # max gradient norm; 0 = off
+
+
+@dataclass
+class ScheduleConfig:
+    epochs: int = 65
+    warmup_epochs: int = 5                # linear warm-up, lr * (epoch + 1) / warmup_epochs
+    steps: list[int] = field(default_factory=lambda: [35, 55])   # lr *= gamma at these epochs
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    seed: int = 1
+    mixed_precision: str = "auto"         # auto: bf16/fp16 on GPU, no on CPU
+    checkpoint_every_steps: int = 0       # also checkpoint every N optimizer steps; 0 = off
+    eval_every_epochs: int = 1            # evaluate on val/test every N epochs; 0 = never
+    drop_last: bool = True                # drop the last incomplete training batch
+    progress: bool = True                 # progress bar on the main process
+    find_unused_parameters: bool = False  # DDP setting, for objectives that skip parameters
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "classification"          # a key of train.objectives.OBJECTIVES
+    options: dict[str, Any] = field(default_factory=dict)   # checked by the objective
+
+
+@dataclass
+class TrainConfig:
+    preset: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        config = _build(cls, data, "")
+        validate(config)
+        return config
+
+    def effective_lr(self) -> float:
+        if self.optim.scale_lr:
+            return self.optim.lr * self.optim.batch_size / self.optim.reference_batch
+        return self.optim.lr
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _build(cls, data: Mapping[str, Any], prefix: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, "
+                          f"not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in data if key not in names]
+    if unknown:
+        raise ConfigError(_unknown_message(prefix, unknown[0], names))
+    values = {}
+    for name in names:
+        if name not in data:
+            continue
+        kind = hints[name]
+        value = data[name]
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, value if value is not None else {}, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, kind, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _unknown_message(prefix: str, key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known: {', '.join(names)}"
+    return f"unknown config key {prefix}{key}{hint}"
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(value, options[0], where)
+    if kind is Any:
+        return value
+    if origin is list:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, not {value!r}")
+        return [_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, not {value!r}")
+        return copy.deepcopy(dict(value))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, not {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, str):   # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, not {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported config type {kind}")   # a bug in this module
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(config: TrainConfig) -> None:
+    d, m, o, s, r = config.data, config.model, config.optim, config.schedule, config.run
+    _choice("data.feeder", d.feeder, FEEDERS)
+    _choice("data.modality", d.modality, MODALITIES)
+    _choice("model.layout", m.layout, tuple(LAYOUTS))
+    _choice("run.mixed_precision", r.mixed_precision, MIXED_PRECISION)
+    for where, interval in (("data.p_interval_train", d.p_interval_train),
+                            ("data.p_interval_test", d.p_interval_test)):
+        if len(interval) not in (1, 2) or not all(0 < p <= 1 for p in interval):
+            raise ConfigError(f"{where} must be [p] or [low, high] with 0 < p <= 1, "
+                              f"not {interval}")
+        if len(interval) == 2 and interval[0] > interval[1]:
+            raise ConfigError(f"{where}: low {interval[0]} > high {interval[1]}")
+    if len(d.ucla_scale_range) != 2 or not 0 < d.ucla_scale_range[0] <= d.ucla_scale_range[1]:
+        raise ConfigError(f"data.ucla_scale_range must be [low, high] with 0 < low <= high, "
+                          f"not {d.ucla_scale_range}")
+    if not 1 <= d.ucla_center_joint <= LAYOUTS[m.layout].num_joints:
+        raise ConfigError(f"data.ucla_center_joint {d.ucla_center_joint} is not a joint of "
+                          f"the {m.layout} layout (1..{LAYOUTS[m.layout].num_joints})")
+    if not 0 <= d.val_fraction < 1:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
+    for where, value in (("data.window", d.window), ("data.repeat", d.repeat),
+                         ("model.num_classes", m.num_classes),
+                         ("model.num_persons", m.num_persons),
+                         ("model.in_channels", m.in_channels),
+                         ("optim.batch_size", o.batch_size),
+                         ("optim.test_batch_size", o.test_batch_size),
+                         ("optim.reference_batch", o.reference_batch),
+                         ("schedule.epochs", s.epochs)):
+        if value < 1:
+            raise ConfigError(f"{where} must be at least 1, not {value}")
+    for where, value in (("data.num_workers", d.num_workers),
+                         ("schedule.warmup_epochs", s.warmup_epochs),
+                         ("run.checkpoint_every_steps", r.checkpoint_every_steps),
+                         ("run.eval_every_epochs", r.eval_every_epochs),
+                         ("optim.weight_decay", o.weight_decay),
+                         ("optim.grad_clip", o.grad_clip), ("model.dropout", m.dropout)):
+        if value < 0:
+            raise ConfigError(f"{where} must not be negative, not {value}")
+    if o.lr <= 0:
+        raise ConfigError(f"optim.lr must be positive, not {o.lr}")
+    if list(s.steps) != sorted(s.steps):
+        raise ConfigError(f"schedule.steps must be increasing, not {s.steps}")
+    if m.in_channels != 3:
+        raise ConfigError("model.in_channels must be 3: the skeleton caches hold 3-D joints")
+
+
+def _choice(where: str, value: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}, not {value!r}")
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, recursing into mappings (lists are replaced)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``optim.lr=0.05`` -> ``{"optim": {"lr": 0.05}}``; values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    path, raw = text.split("=", 1)
+    keys = [key.strip() for key in path.split(".")]
+    if not all(keys):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: cannot parse the value ({error})") from error
+    result: dict[str, Any] = {}
+    node = result
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return result
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML ({error})") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint} (known: {', '.join(PRESETS)})")
+    return copy.deepcopy(PRESETS[name])
+
+
+def resolve_config(preset: str | None = None, files: Iterable[str | Path] = (),
+                   overrides: Iterable[str] = (),
+                   updates: Iterable[Mapping[str, Any]] = (),
+                   base: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Layer defaults (or ``base``, e.g. a recorded config), a preset, YAML files,
+    ``key=value`` overrides and dict updates."""
+    layers = [load_yaml(path) for path in files]
+    layers += [parse_override(text) for text in overrides]
+    layers += [dict(update) for update in updates]
+    chosen = preset
+    for layer in layers:
+        if layer.get("preset") is not None:
+            chosen = layer["preset"]
+    merged = copy.deepcopy(dict(base)) if base is not None else TrainConfig().to_dict()
+    if chosen is not None:
+        merged = deep_merge(merged, preset_dict(chosen))
+        merged["preset"] = chosen
+    for layer in layers:
+        merged = deep_merge(merged, layer)
+    return TrainConfig.from_dict(merged)
+
+
+def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """``key: old -> new`` for every leaf that differs."""
+    differences: list[str] = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{prefix}{key}.")
+        elif a != b:
+            differences.append(f"{prefix.rstrip('.')}: {a!r} -> {b!r}")
+
+    walk(old.to_dict(), new.to_dict(), "")
+    return differences

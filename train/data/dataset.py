@@ -1,0 +1,271 @@
+"""The skeleton Dataset over a WORKDIR's skeleton cache, and the split it trains on.
+
+Each item is a dict::
+
+    {"x": float32 (3, W, V, M), "label": int, "id": str, "index": int, **extras}
+
+``extras`` are further per-sample arrays joined by sample id (e.g. cached RGB or LLM
+features for co-learning): any object with ``get(sample_id) -> array`` and
+``missing(ids) -> list[str]`` (see ``SampleSource``); ``CacheFieldSource`` reads one field
+of a pipeline cache. HDF5 files are opened lazily in each process (``CacheReader``), so
+the dataset can be handed to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data_manifest import schemas
+from data_manifest.errors import DataError, MissingCacheError
+from data_manifest.layouts import LAYOUTS
+from data_manifest.sample import Sample
+from data_manifest.splits import select
+from data_manifest.store import CacheReader
+from data_manifest.workdir import Workdir
+from train.config import TrainConfig
+from train.data.feeders import Feeder, build_feeder
+from train.data.transforms import sample_rng
+from train.errors import ConfigError, TrainError
+
+log = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+
+
+class SampleSource(Protocol):
+    """Per-sample extra data, joined to skeleton samples by id."""
+
+    def get(self, sample_id: str) -> Any: ...
+
+    def missing(self, sample_ids: Sequence[str]) -> list[str]: ...
+
+
+@dataclass
+class CacheFieldSource:
+    """One field of a pipeline cache in a WORKDIR (e.g. ``rgb-features``/``feature``)."""
+
+    workdir: str
+    stage: str
+    field: str
+    cache_name: str = "default"
+    dtype: str | None = "float32"
+    _reader: CacheReader | None = None
+
+    @property
+    def reader(self) -> CacheReader:
+        if self._reader is None:
+            self._reader = Workdir(self.workdir).reader(self.stage, self.cache_name)
+        return self._reader
+
+    def get(self, sample_id: str) -> Any:
+        value = self.reader.get(sample_id, [self.field])[self.field]
+        return np.asarray(value, dtype=self.dtype) if self.dtype else value
+
+    def missing(self, sample_ids: Sequence[str]) -> list[str]:
+        return self.reader.missing(sample_ids)
+
+
+class SkeletonDataset(Dataset):
+    def __init__(self, reader: CacheReader, samples: Sequence[Sample], feeder: Feeder, *,
+                 train: bool, seed: int = 0, repeat: int = 1,
+                 extras: Mapping[str, SampleSource] | None = None):
+        if not samples:
+            raise TrainError("the dataset has no samples")
+        self.reader = reader
+        self.samples = list(samples)
+        self.ids = [sample.id for sample in self.samples]
+        self.labels = np.array([sample.label for sample in self.samples], dtype=np.int64)
+        self.feeder = feeder
+        self.train = train
+        self.seed = seed
+        self.repeat = repeat
+        self.extras = dict(extras or {})
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations are drawn from ``(seed, epoch, index)``: set before each epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.repeat
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        position = index % len(self.samples)
+        sample_id = self.ids[position]
+        joints = self.reader.get(sample_id, ["joints"])["joints"]
+        rng = sample_rng(self.seed, self.epoch, index) if self.train else None
+        try:
+            x = self.feeder(joints, self.train, rng)
+        except ValueError as error:
+            raise DataError(str(error), sample_id=sample_id) from error
+        item = {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                "label": int(self.labels[position]), "id": sample_id, "index": position}
+        for name, source in self.extras.items():
+            value = source.get(sample_id)
+            item[name] = torch.from_numpy(np.ascontiguousarray(value)) \
+                if isinstance(value, np.ndarray) else value
+        return item
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@dataclass
+class SplitSamples:
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    skipped: dict[str, str] = field(default_factory=dict)   # id -> why it is not used
+
+    def part(self, name: str) -> list[Sample]:
+        if name not in PARTS:
+            raise ValueError(f"split part must be one of {', '.join(PARTS)}, not {name!r}")
+        return getattr(self, name)
+
+
+def holdout(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample],
+                                                                            list[Sample]]:
+    """Split off ``fraction`` of each class (deterministic in ``seed``): (kept, held out)."""
+    if fraction <= 0:
+        return list(samples), []
+    by_label: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_label.setdefault(sample.label, []).append(sample)
+    held: set[str] = set()
+    for label, members in sorted(by_label.items()):
+        members = sorted(members, key=lambda s: s.id)
+        order = np.random.default_rng([seed, label, 7]).permutation(len(members))
+        count = int(round(fraction * len(members)))
+        held.update(members[i].id for i in order[:count])
+    if not held:
+        raise ConfigError(f"data.val_fraction {fraction} holds out no sample; raise it")
+    return ([s for s in samples if s.id not in held], [s for s in samples if s.id in held])
+
+
+def open_skeletons(workdir: Workdir, config: TrainConfig) -> CacheReader:
+    """The WORKDIR's skeleton cache, with a clear error when the stage has not run."""
+    try:
+        return workdir.reader(schemas.SKELETONS, config.data.skeleton_cache)
+    except MissingCacheError as error:
+        raise TrainError(f"{workdir.path} has no skeleton cache {config.data.skeleton_cache!r} "
+                         f"({error}); build it with the pipeline's skeleton stage first "
+                         "(see `pipeline --help`)") from error
+
+
+def split_samples(workdir: Workdir, reader: CacheReader, config: TrainConfig) -> SplitSamples:
+    """Train / val / test samples of the config's protocol that the cache holds.
+
+    Samples the skeleton stage recorded as failed are skipped (and listed); samples the
+    cache does not know at all mean the stage did not finish, which is an error.
+    """
+    samples = workdir.samples
+    failed = {f["id"]: f.get("reason", "failed") for f in reader.failures}
+    missing = [s.id for s in samples if s.id not in reader and s.id not in failed]
+    if missing:
+        raise TrainError(f"the skeleton cache of {workdir.path} is incomplete: {len(missing)} "
+                         f"samples are neither stored nor recorded as failed (e.g. "
+                         f"{', '.join(missing[:5])}); finish the skeleton stage first")
+    try:
+        train = select(samples, config.data.protocol, "train")
+        test = select(samples, config.data.protocol, "test")
+    except ValueError as error:
+        raise ConfigError(f"data.protocol: {error}") from error
+    skipped = {s.id: failed[s.id] for s in train + test if s.id in failed}
+    train = [s for s in train if s.id not in failed]
+    test = [s for s in test if s.id not in failed]
+    if skipped:
+        log.warning("%d samples skipped: the skeleton stage failed on them (e.g. %s)",
+                    len(skipped), ", ".join(list(skipped)[:3]))
+    for name, part in (("train", train), ("test", test)):
+        if not part:
+            raise TrainError(f"the {name} part of protocol {config.data.protocol!r} has no "
+                             f"usable samples in {workdir.path} ({len(samples)} samples in "
+                             "the manifest)")
+    train, val = holdout(train, config.data.val_fraction, config.run.seed)
+    return SplitSamples(train=train, val=val, test=test, skipped=skipped)
+
+
+def check_data_matches(reader: CacheReader, workdir: Workdir, samples: Sequence[Sample],
+                       config: TrainConfig) -> None:
+    """The skeletons' joint and person counts and the labels fit the model config."""
+    model = config.model
+    expected = LAYOUTS[model.layout].num_joints
+    if workdir.info.layout is not None and workdir.info.layout != model.layout:
+        raise ConfigError(f"model.layout is {model.layout!r} but {workdir.path} holds "
+                          f"{workdir.info.layout!r} skeletons; use the matching preset")
+    shape = reader.get(samples[0].id, ["joints"])["joints"].shape
+    if shape[2] != expected:
+        raise ConfigError(f"the skeletons in {workdir.path} have {shape[2]} joints, the "
+                          f"{model.layout!r} layout of the config has {expected}; use the "
+                          "preset that matches the data")
+    if shape[1] != model.num_persons:
+        raise ConfigError(f"the skeletons in {workdir.path} hold {shape[1]} persons, "
+                          f"model.num_persons is {model.num_persons}")
+    top = max(sample.label for sample in samples)
+    if top >= model.num_classes:
+        raise ConfigError(f"labels go up to {top} but model.num_classes is "
+                          f"{model.num_classes}; use the preset that matches the data")
+
+
+@dataclass
+class DataBundle:
+    """Datasets of one run, sharing one skeleton reader."""
+
+    workdir: Workdir
+    reader: CacheReader
+    split: SplitSamples
+    feeder: Feeder
+    config: TrainConfig
+    extras: dict[str, SampleSource] = field(default_factory=dict)
+
+    def dataset(self, part: str, train: bool | None = None) -> SkeletonDataset:
+        """The dataset of one part; training augmentation (and repeat) on ``train`` only."""
+        samples = self.split.part(part)
+        if not samples:
+            raise TrainError(f"the {part} part has no samples"
+                             + (" (set data.val_fraction to hold some out)"
+                                if part == "val" else ""))
+        augment = (part == "train") if train is None else train
+        return SkeletonDataset(self.reader, samples, self.feeder, train=augment,
+                               seed=self.config.run.seed,
+                               repeat=self.config.data.repeat if augment else 1,
+                               extras=self.extras if part == "train" else {})
+
+
+def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = None,
+              skip_missing: bool = False) -> DataBundle:
+    """Open the WORKDIR of ``config.data.workdir`` and check it fits the config.
+
+    Training samples missing from an ``extras`` source are an error listing them, or are
+    dropped (and counted in ``split.skipped``) with ``skip_missing``. Only the train part
+    carries extras: evaluation runs the backbone alone.
+    """
+    if not config.data.workdir:
+        raise ConfigError("data.workdir is not set: give the WORKDIR with a skeleton cache")
+    workdir = Workdir(config.data.workdir)
+    reader = open_skeletons(workdir, config)
+    split = split_samples(workdir, reader, config)
+    check_data_matches(reader, workdir, split.train + split.val + split.test, config)
+    extras = dict(extras or {})
+    for name, source in extras.items():
+        for part in ("train",):    # only training steps read extras; evaluation never does
+            members = split.part(part)
+            absent = set(source.missing([s.id for s in members]))
+            if not absent:
+                continue
+            if not skip_missing:
+                listed = ", ".join(sorted(absent)[:10])
+                raise TrainError(f"{len(absent)} {part} samples have no {name!r} entry "
+                                 f"(e.g. {listed}); build that cache for them or skip them")
+            for sample_id in absent:
+                split.skipped[sample_id] = f"no {name} entry"
+            setattr(split, part, [s for s in members if s.id not in absent])
+    feeder = build_feeder(config.data, config.model.layout)
+    return DataBundle(workdir=workdir, reader=reader, split=split, feeder=feeder,
+                      config=config, extras=extras)

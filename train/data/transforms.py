@@ -1,0 +1,137 @@
+"""Array transforms of skeleton sequences, written to behave like CTR-GCN's feeders.
+
+Arrays are ``(C, T, V, M)`` (channels, frames, joints, persons) unless a function says
+otherwise; they are NumPy float32. Random transforms take a ``numpy.random.Generator`` so a
+sample's augmentation depends only on the seed it was given (see ``sample_rng``), not on
+which DataLoader worker or process produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from data_manifest.layouts import Layout
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator for one sample of one epoch: reproducible, independent of workers."""
+    return np.random.default_rng([int(seed), int(epoch), int(index)])
+
+
+def to_ctvm(joints: np.ndarray) -> np.ndarray:
+    """Cache layout ``(T, M, V, C)`` -> model layout ``(C, T, V, M)``."""
+    return np.ascontiguousarray(np.asarray(joints, dtype=np.float32).transpose(3, 0, 2, 1))
+
+
+def valid_length(data: np.ndarray) -> int:
+    """Frames up to the last one with any non-zero value (trailing zero padding excluded)."""
+    nonzero = np.flatnonzero(np.abs(data).sum(axis=(0, 2, 3)) > 0)
+    return int(nonzero[-1]) + 1 if nonzero.size else 0
+
+
+def resize_time(data: np.ndarray, length: int) -> np.ndarray:
+    """Linear resampling along time, the same as ``F.interpolate(..., mode='bilinear',
+    align_corners=False)`` over the time axis (works for up- and down-sampling)."""
+    frames = data.shape[1]
+    if frames == length:
+        return data.astype(np.float32, copy=True)
+    scale = frames / length
+    source = np.maximum((np.arange(length) + 0.5) * scale - 0.5, 0.0)
+    low = np.minimum(source.astype(np.int64), frames - 1)
+    high = np.minimum(low + 1, frames - 1)
+    weight = (source - low).astype(np.float32)[None, :, None, None]
+    return (data[:, low] * (1.0 - weight) + data[:, high] * weight).astype(np.float32)
+
+
+def crop_resize(data: np.ndarray, valid: int, p_interval: Sequence[float], window: int,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """Crop the valid frames and resize the crop to ``window`` frames.
+
+    One ``p``: a centre crop keeping about a share ``p`` of the frames (test time). Two
+    values ``[low, high]``: a random crop of length ``clip(floor(valid * p), window,
+    valid)`` with ``p ~ U(low, high)`` at a random offset (training).
+    """
+    if valid < 1:
+        raise ValueError("the sequence has no valid (non-zero) frame")
+    if len(p_interval) == 1:
+        bias = int((1 - p_interval[0]) * valid / 2)
+        crop = data[:, bias:valid - bias]
+        if crop.shape[1] == 0:
+            crop = data[:, :valid]
+    else:
+        if rng is None:
+            raise ValueError("a random crop needs a random generator")
+        low, high = p_interval
+        p = rng.random() * (high - low) + low
+        length = int(min(max(int(np.floor(valid * p)), window), valid))
+        bias = int(rng.integers(0, valid - length + 1))
+        crop = data[:, bias:bias + length]
+    return resize_time(crop, window)
+
+
+def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
+    """``Rz @ Ry @ Rx`` for angles (x, y, z) in radians, CTR-GCN's ``_rot`` convention."""
+    ax, ay, az = angles
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
+    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotate(data: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply one 3x3 rotation to every frame, joint and person."""
+    return np.einsum("ij,jtvm->itvm", matrix, data).astype(np.float32)
+
+
+def random_rotate(data: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
+    """One angle per axis ~ U(-theta, theta), the same for every frame."""
+    return rotate(data, rotation_matrix(rng.uniform(-theta, theta, size=3)))
+
+
+def view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
+    """NW-UCLA view change for row vectors: ``points @ (Ry @ Rx @ S)``."""
+    ax, ay = np.radians(angle_x_deg), np.radians(angle_y_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), np.sin(ax)], [0, -np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, -np.sin(ay)], [0, 1, 0], [np.sin(ay), 0, np.cos(ay)]])
+    return ry @ rx @ (np.eye(3) * scale)
+
+
+def minmax_normalise(points: np.ndarray) -> np.ndarray:
+    """Scale each coordinate axis of ``(..., 3)`` points to [-1, 1] over all points.
+
+    An axis with no extent (all values equal) maps to -1, as the reference would give
+    NaN there.
+    """
+    flat = points.reshape(-1, points.shape[-1])
+    low, high = flat.min(axis=0), flat.max(axis=0)
+    extent = np.where(high - low > 0, high - low, 1.0)
+    return ((points - low) / extent * 2 - 1).astype(np.float32)
+
+
+def bone(data: np.ndarray, layout: Layout) -> np.ndarray:
+    """Bone vectors: joint minus its parent over the layout's (1-based) pairs."""
+    out = np.zeros_like(data)
+    for joint, parent in layout.bone_pairs:
+        out[:, :, joint - 1] = data[:, :, joint - 1] - data[:, :, parent - 1]
+    return out
+
+
+def motion(data: np.ndarray) -> np.ndarray:
+    """Frame differences ``x[t + 1] - x[t]``; the last frame is zero."""
+    out = np.zeros_like(data)
+    out[:, :-1] = data[:, 1:] - data[:, :-1]
+    return out
+
+
+def apply_modality(data: np.ndarray, modality: str, layout: Layout) -> np.ndarray:
+    """joint, bone, joint-motion or bone-motion (motion taken after the bone transform)."""
+    if modality not in ("joint", "bone", "joint-motion", "bone-motion"):
+        raise ValueError(f"unknown modality {modality!r}")
+    if modality.startswith("bone"):
+        data = bone(data, layout)
+    if modality.endswith("motion"):
+        data = motion(data)
+    return data

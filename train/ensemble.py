@@ -1,0 +1,127 @@
+"""Weighted fusion of several streams' scores (joint, bone, motion...), matched by sample id.
+
+The fused score of a sample is ``sum_i w_i * s_i`` over streams ``i`` (raw logits, as
+CTR-GCN's ensemble, or softmax probabilities with ``softmax=True``). Weights are given,
+or searched on a held-out set (scores of the same streams on other samples) by
+coordinate ascent over a grid, so the test set never chooses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from train.errors import TrainError
+from train.scoring import Scores
+
+DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclass
+class EnsembleResult:
+    weights: list[float]
+    fused: Scores
+    top1: float
+    top5: float
+    stream_top1: list[float]
+    heldout_top1: float | None = None
+
+
+def align(streams: Sequence[Scores], names: Sequence[str] | None = None) -> list[Scores]:
+    """The streams reordered to the first one's sample order; ids and labels must agree."""
+    if not streams:
+        raise TrainError("no scores to fuse")
+    names = list(names or [f"stream {i + 1}" for i in range(len(streams))])
+    first = streams[0]
+    ids = set(first.ids)
+    classes = first.scores.shape[1]
+    aligned = [first]
+    for name, stream in zip(names[1:], streams[1:]):
+        other = set(stream.ids)
+        if other != ids:
+            only_first = sorted(ids - other)[:5]
+            only_other = sorted(other - ids)[:5]
+            raise TrainError(f"{name} covers other samples than {names[0]}: "
+                             f"{len(ids - other)} only in {names[0]} (e.g. {only_first}), "
+                             f"{len(other - ids)} only in {name} (e.g. {only_other})")
+        if stream.scores.shape[1] != classes:
+            raise TrainError(f"{name} has {stream.scores.shape[1]} classes, {names[0]} has "
+                             f"{classes}")
+        position = {sample_id: i for i, sample_id in enumerate(stream.ids)}
+        order = np.array([position[sample_id] for sample_id in first.ids])
+        labels = stream.labels[order]
+        if not np.array_equal(labels, first.labels):
+            bad = [first.ids[i] for i in np.flatnonzero(labels != first.labels)[:5]]
+            raise TrainError(f"{name} and {names[0]} disagree on labels (e.g. {bad})")
+        aligned.append(Scores(ids=list(first.ids), labels=labels,
+                              scores=stream.scores[order]))
+    return aligned
+
+
+def _prepare(stream: Scores, softmax: bool) -> np.ndarray:
+    values = stream.scores.astype(np.float64)
+    if softmax:
+        values = np.exp(values - values.max(axis=1, keepdims=True))
+        values /= values.sum(axis=1, keepdims=True)
+    return values
+
+
+def fuse(streams: Sequence[Scores], weights: Sequence[float], *,
+         softmax: bool = False) -> Scores:
+    streams = align(streams)
+    if len(weights) != len(streams):
+        raise TrainError(f"{len(weights)} weights for {len(streams)} score files")
+    total = sum(w * _prepare(s, softmax) for w, s in zip(weights, streams))
+    first = streams[0]
+    return Scores(ids=list(first.ids), labels=first.labels,
+                  scores=np.asarray(total, dtype=np.float32))
+
+
+def search_weights(streams: Sequence[Scores], *, grid: Sequence[float] = DEFAULT_GRID,
+                   softmax: bool = False, rounds: int = 3) -> tuple[list[float], float]:
+    """Weights maximising top-1 on ``streams`` (coordinate ascent from all ones)."""
+    streams = align(streams)
+    values = [_prepare(s, softmax) for s in streams]
+    labels = streams[0].labels
+    weights = [1.0] * len(values)
+
+    def accuracy(ws: Sequence[float]) -> float:
+        fused = sum(w * v for w, v in zip(ws, values))
+        return float((fused.argmax(axis=1) == labels).mean())
+
+    best = accuracy(weights)
+    for _ in range(rounds):
+        improved = False
+        for i in range(len(values)):
+            for candidate in grid:
+                trial = list(weights)
+                trial[i] = float(candidate)
+                if not any(trial):
+                    continue
+                score = accuracy(trial)
+                if score > best + 1e-12:
+                    best, weights, improved = score, trial, True
+        if not improved:
+            break
+    return weights, best
+
+
+def ensemble(streams: Sequence[Scores], *, weights: Sequence[float] | None = None,
+             heldout: Sequence[Scores] | None = None, softmax: bool = False) -> EnsembleResult:
+    """Fuse ``streams`` with given weights, weights searched on ``heldout``, or equal ones."""
+    if weights is not None and heldout is not None:
+        raise TrainError("give weights or a held-out set to search them on, not both")
+    heldout_top1 = None
+    if heldout is not None:
+        if len(heldout) != len(streams):
+            raise TrainError(f"{len(heldout)} held-out score files for {len(streams)} "
+                             "streams; give one per stream, in the same order")
+        weights, heldout_top1 = search_weights(heldout, softmax=softmax)
+    elif weights is None:
+        weights = [1.0] * len(streams)
+    fused = fuse(streams, weights, softmax=softmax)
+    return EnsembleResult(weights=list(weights), fused=fused, top1=fused.top(1),
+                          top5=fused.top(5), stream_top1=[s.top(1) for s in streams],
+                          heldout_top1=heldout_top1)

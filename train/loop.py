@@ -1,0 +1,445 @@
+"""The training loop: one function for CPU, one GPU, several GPUs and several nodes.
+
+``train(config, run_dir)`` runs under ``python``, ``accelerate launch`` and ``torchrun``
+alike (accelerate picks the devices and the process group). It checkpoints every epoch
+(and every ``run.checkpoint_every_steps`` steps), and called again on the same run
+directory it resumes exactly where the last checkpoint left off: model, optimizer,
+scheduler, RNG states, epoch and step. Sample order and augmentation depend only on
+``(seed, epoch, index)``, so a resumed run on the CPU ends with the same weights as an
+uninterrupted one.
+
+Each step calls the objective (``train.objectives``) with the batch and the backbone and
+sums the named losses it returns. See ``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import send_to_device, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from train import checkpoint as ckpt
+from train.config import TrainConfig, config_differences, load_yaml
+from train.data.collate import collate_samples
+from train.data.dataset import DataBundle, load_data
+from train.data.sampler import EpochSampler
+from train.errors import ConfigError, NonFiniteLossError, TrainError
+from train.modeling import ModelBuilder, build_backbone, model_info
+from train.objectives import ObjectivePlan, TrainingModule, build_objective
+from train.schedule import build_scheduler
+from train.scoring import score_dataset
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+DATA_FILE = "data.json"           # sample counts per part and the samples left out, why
+# keys that may change when a run is resumed: they do not change what is learned
+RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
+                    "run.eval_every_epochs", "schedule.epochs")
+
+
+@dataclass
+class StepState:
+    """Passed to ``on_step_end`` hooks after every optimizer step."""
+
+    epoch: int            # 0-based epoch in progress
+    step_in_epoch: int    # steps done in this epoch
+    global_step: int
+    losses: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    global_step: int
+    best: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- run dir
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> TrainConfig:
+    """The config of a new run (written to ``config.yaml``) or of the run being resumed.
+
+    Resuming with a config that differs from the recorded one is an error listing the
+    differences, except for ``RESUME_SAFE_KEYS``.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if path.is_file():
+        recorded = TrainConfig.from_dict(load_yaml(path))
+        if config is None:
+            return recorded
+        changed = [d for d in config_differences(recorded, config)
+                   if d.split(":")[0] not in RESUME_SAFE_KEYS]
+        if changed:
+            raise ConfigError(f"{run_dir} already holds a run with another config; resume it "
+                              "without options or use a new run directory. Differences: "
+                              + "; ".join(changed[:10]))
+        return config
+    if config is None:
+        raise ConfigError(f"{run_dir} holds no run ({CONFIG_FILE} missing); give a preset "
+                          "or config to start one")
+    return config
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> None:
+    tmp = run_dir / f".{METRICS_FILE}.tmp-{os.getpid()}"
+    tmp.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
+    os.replace(tmp, run_dir / METRICS_FILE)
+
+
+# --------------------------------------------------------------------------- accelerator
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    precision = config.run.mixed_precision
+    if precision == "auto":
+        if torch.cuda.is_available():
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "no"
+    handlers = [DistributedDataParallelKwargs(
+        find_unused_parameters=config.run.find_unused_parameters)]
+    # cpu=True on CPU-only machines lets `accelerate launch`/`torchrun` run several CPU
+    # processes (gloo); otherwise accelerate treats them as independent single runs.
+    return Accelerator(mixed_precision=precision, kwargs_handlers=handlers,
+                       cpu=not torch.cuda.is_available())
+
+
+# --------------------------------------------------------------------------- training
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, accelerator: Accelerator,
+                 model_builder: ModelBuilder,
+                 on_step_end: Callable[[StepState], None] | None,
+                 plan: ObjectivePlan | None):
+        self.config = config
+        self.run_dir = run_dir
+        self.acc = accelerator
+        self.on_step_end = on_step_end
+        set_seed(config.run.seed)
+        self.plan = plan or build_objective(config)
+        self.data: DataBundle = load_data(config, self.plan.extras, self.plan.skip_missing)
+        self.class_names = _class_names(self.data)
+        self.train_set = self.data.dataset("train")
+        self.eval_sets = {part: self.data.dataset(part) for part in ("val", "test")
+                          if self.data.split.part(part)}
+        processes = accelerator.num_processes
+        if config.optim.batch_size % processes:
+            raise ConfigError(f"optim.batch_size {config.optim.batch_size} is not divisible "
+                              f"by the {processes} processes")
+        self.local_batch = config.optim.batch_size // processes
+        try:
+            self.sampler = EpochSampler(len(self.train_set), self.local_batch, shuffle=True,
+                                        seed=config.run.seed, num_replicas=processes,
+                                        rank=accelerator.process_index,
+                                        drop_last=config.run.drop_last)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        self.loader = DataLoader(self.train_set, batch_size=self.local_batch,
+                                 sampler=self.sampler, num_workers=config.data.num_workers,
+                                 collate_fn=collate_samples, generator=torch.Generator(),
+                                 pin_memory=accelerator.device.type == "cuda",
+                                 drop_last=False)
+        backbone = model_builder(config)
+        module = TrainingModule(backbone, self.plan.objective)
+        optimizer = torch.optim.SGD(module.parameters(), lr=config.effective_lr(),
+                                    momentum=config.optim.momentum,
+                                    nesterov=config.optim.nesterov,
+                                    weight_decay=config.optim.weight_decay)
+        self.scheduler = build_scheduler(optimizer, config.schedule)
+        self.module, self.optimizer = accelerator.prepare(module, optimizer)
+        self.epoch = 0            # completed epochs
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.totals: dict[str, float] = {}
+        self.best: dict[str, Any] | None = None
+        self.history = read_metrics(run_dir)
+
+    # -- state
+    @property
+    def unwrapped(self) -> TrainingModule:
+        return self.acc.unwrap_model(self.module)
+
+    def _common(self, kind: str) -> dict[str, Any]:
+        return {"format": ckpt.FORMAT, "version": ckpt.VERSION, "kind": kind,
+                "model": {k: v.detach().cpu() for k, v in
+                          self.unwrapped.backbone.state_dict().items()},
+                "model_info": model_info(self.config),
+                "objective": {k: v.detach().cpu() for k, v in
+                              self.unwrapped.objective.state_dict().items()},
+                "config": self.config.to_dict(), "class_names": self.class_names,
+                "epoch": self.epoch, "best": self.best}
+
+    def save_last(self) -> None:
+        self.acc.wait_for_everyone()
+        if self.acc.num_processes > 1 and not self.acc.is_main_process:
+            ckpt.save_checkpoint(self.run_dir / ckpt.CHECKPOINT_DIR /
+                                 f"rng-rank{self.acc.process_index}.pt",
+                                 {"format": ckpt.FORMAT, "version": ckpt.VERSION,
+                                  "rng": ckpt.rng_state()})
+        if self.acc.is_main_process:
+            scaler = getattr(self.acc, "scaler", None)
+            payload = {**self._common("last"),
+                       "metrics": self.history[-1] if self.history else None,
+                       "optimizer": self.optimizer.state_dict(),
+                       "scheduler": self.scheduler.state_dict(),
+                       "scaler": scaler.state_dict() if scaler is not None else None,
+                       "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                                    "global_step": self.global_step,
+                                    "totals": dict(self.totals),
+                                    "processes": self.acc.num_processes},
+                       "rng": ckpt.rng_state()}
+            ckpt.save_checkpoint(ckpt.checkpoint_path(self.run_dir, "last"), payload)
+        self.acc.wait_for_everyone()
+
+    def save_best(self, metrics: dict[str, Any]) -> None:
+        if self.acc.is_main_process:
+            ckpt.save_checkpoint(ckpt.checkpoint_path(self.run_dir, "best"),
+                                 {**self._common("best"), "metrics": metrics})
+
+    def resume(self) -> bool:
+        path = ckpt.checkpoint_path(self.run_dir, "last")
+        if not path.is_file():
+            return False
+        state = ckpt.load_checkpoint(path)
+        ckpt.load_state_strict(self.unwrapped.backbone, state["model"], f"model in {path}")
+        check = getattr(self.unwrapped.objective, "check_checkpoint", None)
+        if check is not None:   # e.g. MMCL: refuse weights built for other feature caches
+            check(state["objective"], str(path))
+        ckpt.load_state_strict(self.unwrapped.objective, state["objective"],
+                               f"objective state in {path}")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, ValueError) as error:
+            raise ckpt.CheckpointError(f"{path}: optimizer/scheduler state does not fit "
+                                       f"({error})") from error
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        position = state["position"]
+        if position["step_in_epoch"] and position.get("processes") != self.acc.num_processes:
+            raise TrainError(f"{path} was saved mid-epoch by {position.get('processes')} "
+                             f"processes; resume it with the same number "
+                             f"(now {self.acc.num_processes})")
+        self.epoch = position["epoch"]
+        self.step_in_epoch = position["step_in_epoch"]
+        self.global_step = position["global_step"]
+        self.totals = dict(position.get("totals") or {})
+        self.best = state.get("best")
+        rng = state["rng"]
+        if not self.acc.is_main_process:
+            rank_file = self.run_dir / ckpt.CHECKPOINT_DIR / \
+                f"rng-rank{self.acc.process_index}.pt"
+            rng = ckpt.load_checkpoint(rank_file)["rng"] if rank_file.is_file() else None
+        if rng is not None:
+            ckpt.set_rng_state(rng)
+        # epochs logged after this checkpoint was written are redone: drop their lines
+        self.history = [line for line in self.history if line["epoch"] <= self.epoch]
+        if self.acc.is_main_process:
+            _write_metrics(self.run_dir, self.history)
+        log.info("resumed %s at epoch %d, step %d", self.run_dir, self.epoch,
+                 self.step_in_epoch)
+        return True
+
+    # -- loop
+    def run(self) -> TrainResult:
+        epochs = self.config.schedule.epochs
+        for epoch in range(self.epoch, epochs):
+            self.train_epoch(epoch)
+        return TrainResult(self.run_dir, self.epoch, self.global_step, self.best,
+                           self.history)
+
+    def train_epoch(self, epoch: int) -> None:
+        cfg = self.config
+        skip = self.step_in_epoch
+        self.train_set.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, skip_batches=skip)
+        if skip == 0:
+            self.totals = {}
+        total_batches = self.sampler.num_batches()
+        started = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(self.loader, total=total_batches, initial=skip,
+                   desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", leave=False,
+                   disable=not (cfg.run.progress and self.acc.is_main_process))
+        self.module.train()
+        for batch in bar:
+            batch = send_to_device(batch, self.acc.device, non_blocking=True)
+            out = self.module(batch)
+            loss = sum(out.losses.values())
+            self._check_finite(loss, batch, epoch)
+            self.acc.backward(loss)
+            if cfg.optim.grad_clip > 0:
+                self.acc.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            values = self._accumulate(out, batch, loss)
+            if not bar.disable and self.step_in_epoch % 10 == 0:
+                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.4g}")
+            every = cfg.run.checkpoint_every_steps
+            if every and self.global_step % every == 0 and self.step_in_epoch < total_batches:
+                self.save_last()
+            if self.on_step_end is not None:
+                self.on_step_end(StepState(epoch, self.step_in_epoch, self.global_step, values))
+        bar.close()
+        self.scheduler.step()
+        self.epoch = epoch + 1
+        self.step_in_epoch = 0
+        elapsed = time.perf_counter() - started
+        metrics = self._epoch_metrics(epoch, lr, elapsed)
+        self.history.append(metrics)
+        if self.acc.is_main_process:
+            _write_metrics(self.run_dir, self.history)
+            if cfg.run.progress:
+                tqdm.write(_summary(metrics))
+        self._update_best(metrics)
+        self.save_last()
+
+    def _check_finite(self, loss: torch.Tensor, batch: dict[str, Any], epoch: int) -> None:
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        if self.acc.num_processes > 1:
+            bad = self.acc.reduce(bad, "sum")
+        if bad.item() == 0:
+            return
+        hint = ("lower optim.lr or lengthen schedule.warmup_epochs, set optim.grad_clip, or "
+                "train without mixed precision (run.mixed_precision=no)")
+        x = batch["x"]
+        if not torch.isfinite(x).all():
+            rows = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
+            hint = ("the input holds NaN/inf values, in samples "
+                    + ", ".join(batch["id"][i] for i in rows[:5]) + "; fix the skeleton data")
+        raise NonFiniteLossError(
+            f"the loss became {loss.item()} at epoch {epoch + 1}, step {self.step_in_epoch + 1} "
+            f"(global step {self.global_step + 1}); training stopped. The last good state "
+            f"is {ckpt.checkpoint_path(self.run_dir, 'last')}. Hint: {hint}")
+
+    def _accumulate(self, out, batch: dict[str, Any], loss: torch.Tensor) -> dict[str, float]:
+        n = batch["label"].shape[0]
+        with torch.no_grad():
+            logits = out.logits.float()
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            hits = top == batch["label"][:, None]
+            stats = torch.stack([loss.detach().float() * n, hits[:, :1].any(1).sum().float(),
+                                 hits.any(1).sum().float(), torch.tensor(float(n),
+                                                                         device=logits.device)]
+                                + [v.detach().float() * n for v in out.losses.values()])
+        if self.acc.num_processes > 1:
+            stats = self.acc.reduce(stats, "sum")
+        stats = stats.cpu().tolist()
+        names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
+        for name, value in zip(names, stats):
+            self.totals[name] = self.totals.get(name, 0.0) + value
+        return {"loss": stats[0] / max(stats[3], 1)}
+
+    def _epoch_metrics(self, epoch: int, lr: float, elapsed: float) -> dict[str, Any]:
+        t = self.totals
+        n = max(t.get("n", 0.0), 1.0)
+        metrics: dict[str, Any] = {
+            "epoch": epoch + 1, "lr": lr, "loss": t.get("loss", math.nan) / n,
+            "losses": {k[5:]: v / n for k, v in t.items() if k.startswith("loss_")},
+            "train_top1": t.get("top1", 0.0) / n, "train_top5": t.get("top5", 0.0) / n,
+            "train_samples": int(t.get("n", 0)), "time_s": round(elapsed, 3),
+            "train_samples_per_s": round(t.get("n", 0.0) / max(elapsed, 1e-9), 2),
+            "global_step": self.global_step,
+        }
+        every = self.config.run.eval_every_epochs
+        last_epoch = epoch + 1 == self.config.schedule.epochs
+        if every and ((epoch + 1) % every == 0 or last_epoch):
+            eval_started = time.perf_counter()
+            for part, dataset in self.eval_sets.items():
+                scores = score_dataset(self.unwrapped.backbone, dataset, self.acc,
+                                       batch_size=self.config.optim.test_batch_size,
+                                       num_workers=self.config.data.num_workers,
+                                       progress=self.config.run.progress, desc=part)
+                metrics[f"{part}_top1"] = scores.top(1)
+                metrics[f"{part}_top5"] = scores.top(5)
+            metrics["eval_time_s"] = round(time.perf_counter() - eval_started, 3)
+        return metrics
+
+    def _update_best(self, metrics: dict[str, Any]) -> None:
+        part = "val" if "val" in self.eval_sets else "test"
+        key = f"{part}_top1"
+        if key not in metrics:
+            return
+        if self.best is None or metrics[key] > self.best["value"]:
+            self.best = {"metric": key, "value": metrics[key], "epoch": metrics["epoch"]}
+            self.save_best(metrics)
+
+
+def _class_names(data: DataBundle) -> list[str]:
+    from data_manifest.classes import class_names
+    names = class_names(data.workdir.dataset)
+    return list(names) if names is not None else []
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    parts = [f"epoch {metrics['epoch']}", f"loss {metrics['loss']:.4f}",
+             f"lr {metrics['lr']:.4g}", f"train top1 {100 * metrics['train_top1']:.2f}%"]
+    for part in ("val", "test"):
+        if f"{part}_top1" in metrics:
+            parts.append(f"{part} top1 {100 * metrics[f'{part}_top1']:.2f}% "
+                         f"top5 {100 * metrics[f'{part}_top5']:.2f}%")
+    parts.append(f"{metrics['time_s']:.1f}s")
+    return " | ".join(parts)
+
+
+def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
+          model_builder: ModelBuilder | None = None,
+          on_step_end: Callable[[StepState], None] | None = None,
+          objective_plan: ObjectivePlan | None = None) -> TrainResult:
+    """Train into ``run_dir``, or resume the run there (``config=None`` reads it back).
+
+    ``model_builder`` replaces ``train.models.build_model`` (tests use tiny models);
+    ``objective_plan`` replaces the objective named in the config; ``on_step_end`` is
+    called after every optimizer step.
+    """
+    run_dir = Path(run_dir)
+    config = prepare_run_dir(run_dir, config)
+    accelerator = make_accelerator(config)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / f".{CONFIG_FILE}.tmp-{os.getpid()}"
+        tmp.write_text(config.to_yaml())
+        os.replace(tmp, run_dir / CONFIG_FILE)
+    accelerator.wait_for_everyone()
+    trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
+                       on_step_end, objective_plan)
+    if accelerator.is_main_process:
+        split = trainer.data.split
+        summary = {"workdir": config.data.workdir, "protocol": config.data.protocol,
+                   "train": len(split.train), "val": len(split.val), "test": len(split.test),
+                   "skipped": split.skipped}
+        (run_dir / DATA_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    if trainer.resume() and trainer.epoch >= config.schedule.epochs:
+        log.info("%s already finished %d epochs", run_dir, trainer.epoch)
+    if trainer.epoch == 0 and trainer.step_in_epoch == 0 and accelerator.is_main_process:
+        _write_metrics(run_dir, [])
+    return trainer.run()

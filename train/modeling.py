@@ -1,0 +1,29 @@
+"""Build the backbone a config describes (the one place the trainer calls the model zoo)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from train.config import TrainConfig
+from train.errors import ConfigError
+
+ModelBuilder = Callable[[TrainConfig], nn.Module]
+
+
+def model_info(config: TrainConfig) -> dict[str, Any]:
+    """The arguments of ``train.models.build_model`` for this config (saved in checkpoints)."""
+    m = config.model
+    return {"name": m.name, "num_classes": m.num_classes, "layout": m.layout,
+            "num_persons": m.num_persons, "in_channels": m.in_channels, "dropout": m.dropout}
+
+
+def build_backbone(config: TrainConfig) -> nn.Module:
+    from train.models import build_model
+    info = model_info(config)
+    name = info.pop("name")
+    try:
+        return build_model(name, **info)
+    except ValueError as error:
+        raise ConfigError(f"model: {error}") from error

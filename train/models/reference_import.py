@@ -1,0 +1,166 @@
+"""Load published CTR-GCN weights (and this project's own) into a backbone, strictly.
+
+The backbone uses the published CTR-GCN parameter names, so importing is an identity
+mapping once wrappers are removed: ``module.`` (DataParallel/DDP), ``_orig_mod.``
+(torch.compile), the ``state_dict/`` prefix of the reference ``.npz``, and a
+``{"model": ...}`` or ``{"state_dict": ...}`` wrapper. Every key and shape is checked before
+anything is loaded: a checkpoint from another model, class count or skeleton layout is
+refused with the mismatched keys named, never half-loaded.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from train.errors import CheckpointError
+
+NPZ_PREFIX = "state_dict/"
+WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
+MAX_KEYS_SHOWN = 8
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A readable checkpoint whose keys or shapes do not fit the model."""
+
+    def __init__(self, message: str, *, missing: list[str], unexpected: list[str],
+                 mismatched: list[str]):
+        super().__init__(message)
+        self.missing = missing
+        self.unexpected = unexpected
+        self.mismatched = mismatched
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.pt``/``.pth`` checkpoint or a reference ``.npz``, wrappers removed.
+
+    ``.pt`` files are read with ``torch.load(weights_only=True)``: no code runs on load.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".npz":
+        return _read_npz(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
+            OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable weights-only PyTorch checkpoint "
+                              f"({type(error).__name__}: {_first_line(error)})") from error
+    return unwrap_state_dict(loaded, source=str(path))
+
+
+def unwrap_state_dict(loaded: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor mapping inside a loaded checkpoint, without wrapper keys or ``module.``."""
+    state = loaded
+    for _ in range(2):   # e.g. {"model": {"state_dict": ...}} is not expected, but cheap
+        if isinstance(state, Mapping):
+            wrapper = next((key for key in WRAPPER_KEYS
+                            if isinstance(state.get(key), Mapping)), None)
+            if wrapper is not None:
+                state = state[wrapper]
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointError(f"{source}: holds no state dict (found {type(loaded).__name__})")
+    not_tensors = [str(key) for key, value in state.items() if not torch.is_tensor(value)]
+    if not_tensors:
+        raise CheckpointError(f"{source}: entries that are not tensors: "
+                              + _list_keys(not_tensors))
+    return {_strip_module(str(key)): value for key, value in state.items()}
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
+                     source: str = "checkpoint") -> None:
+    """Raise ``CheckpointMismatchError`` unless ``state`` has exactly the model's keys/shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(key for key in set(expected) & set(state)
+                        if tuple(expected[key].shape) != tuple(state[key].shape))
+    if not (missing or unexpected or mismatched):
+        return
+    problems = _diagnose(expected, state, mismatched)
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_list_keys(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_list_keys(unexpected)}")
+    if mismatched:
+        shapes = [f"{key} {tuple(state[key].shape)} vs model {tuple(expected[key].shape)}"
+                  for key in mismatched]
+        problems.append(f"{len(mismatched)} keys with other shapes: {_list_keys(shapes)}")
+    raise CheckpointMismatchError(f"{source} does not fit the model: " + "; ".join(problems),
+                                  missing=missing, unexpected=unexpected,
+                                  mismatched=mismatched)
+
+
+def load_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
+                 source: str = "checkpoint") -> nn.Module:
+    """Check ``state`` against ``model`` completely, then load it (strict)."""
+    check_state_dict(model, state, source)
+    expected = model.state_dict()
+    converted = {key: value.to(dtype=expected[key].dtype) for key, value in state.items()}
+    model.load_state_dict(converted, strict=True)
+    return model
+
+
+def load_reference_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a published CTR-GCN checkpoint (``.pt``/``.pth``) or reference ``.npz``."""
+    return load_checked(model, read_state_dict(path), source=str(path))
+
+
+def _read_npz(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"{path}: not a readable .npz archive "
+                              f"({type(error).__name__}: {_first_line(error)})") from error
+    prefixed = {key[len(NPZ_PREFIX):]: value for key, value in arrays.items()
+                if key.startswith(NPZ_PREFIX)}
+    state = prefixed if prefixed else arrays
+    return {_strip_module(key): torch.from_numpy(np.array(value, order="C"))
+            for key, value in state.items()}
+
+
+def _diagnose(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+              mismatched: list[str]) -> list[str]:
+    """Plain-words diagnoses for the usual mistakes: class count, joint count, model."""
+    found = []
+    if "fc.weight" in mismatched:
+        found.append(f"the checkpoint has {state['fc.weight'].shape[0]} classes, the model "
+                     f"{expected['fc.weight'].shape[0]}")
+    graph_keys = [key for key in mismatched if key.endswith(".PA")]
+    if graph_keys:
+        found.append(f"the checkpoint is for {state[graph_keys[0]].shape[-1]} joints, the "
+                     f"model for {expected[graph_keys[0]].shape[-1]}")
+    elif "data_bn.weight" in mismatched:
+        found.append("the checkpoint expects another persons x joints x channels input "
+                     f"({state['data_bn.weight'].shape[0]} values per frame, the model "
+                     f"{expected['data_bn.weight'].shape[0]})")
+    if len(set(expected) & set(state)) < len(expected) // 2:
+        found.append("it looks like a checkpoint of another model")
+    return found
+
+
+def _strip_module(key: str) -> str:
+    """Drop wrapper prefixes: ``module.`` (DataParallel/DDP), ``_orig_mod.`` (torch.compile)."""
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def _list_keys(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    more = len(keys) - MAX_KEYS_SHOWN
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
