@@ -18,7 +18,8 @@ pipeline run "$work" --from skeletons --to llm-features \
   --encoder "$models/resnet" --model "$models/blip-vqa" -j 2
 pipeline status "$work"
 train run "$run" --workdir "$work" --preset ntu60-xsub --mmcl \
-  --set schedule.epochs=3 --set optim.batch_size=8 --set schedule.warmup_epochs=0
+  --set schedule.epochs=20 --set optim.batch_size=8 --set optim.lr=0.02 \
+  --set schedule.warmup_epochs=0
 train eval "$run"
 
 cat <<TXT

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,12 @@ class EvalResult:
     scores: Scores
     confusion: np.ndarray
     per_class: np.ndarray
+    class_names: list[str] = field(default_factory=list)
+
+    def class_label(self, index: int) -> str:
+        if len(self.class_names) == len(self.per_class) and self.class_names[index]:
+            return f"{index} ({self.class_names[index]})"
+        return f"class {index}"
 
 
 def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str) -> Path:
@@ -84,10 +90,10 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "best", part: 
     per_class = per_class_accuracy(confusion)
     name = checkpoint if checkpoint in ("best", "last") else Path(checkpoint).stem
     out = Path(output_dir) if output_dir else Path(run_dir) / "eval" / f"{part}-{name}"
+    class_names = list(state.get("class_names") or [])
     result = EvalResult(out, scores.top(1), scores.top(5), len(scores.ids), scores,
-                        confusion, per_class)
+                        confusion, per_class, class_names)
     if accelerator.is_main_process:
-        class_names = list(state.get("class_names") or [])
         _write_reports(result, class_names, {"checkpoint": str(path), "part": part,
                                              "epoch": state.get("epoch"),
                                              "workdir": config.data.workdir,

@@ -42,6 +42,6 @@ def eval_command(run_dir: Path, checkpoint: str, part: str, output: Path | None,
                f"on {result.num_samples} samples")
     worst = sorted((acc, k) for k, acc in enumerate(result.per_class) if acc == acc)[:3]
     if worst:
-        click.echo("lowest class accuracy: " + ", ".join(f"class {k} {100 * acc:.1f}%"
+        click.echo("lowest class accuracy: " + ", ".join(f"{result.class_label(k)} {100 * acc:.1f}%"
                                                          for acc, k in worst))
     click.echo(f"reports: {result.output_dir}")
