@@ -5,6 +5,7 @@ Layout of a run directory::
     RUN_DIR/config.yaml              the resolved config (resuming reads it back)
     RUN_DIR/metrics.jsonl            one line per epoch
     RUN_DIR/data.json                samples per split part, samples left out and why
+    RUN_DIR/init.json                what ``model.init_from`` loaded and left fresh (if set)
     RUN_DIR/checkpoints/last.pt      full training state, rewritten every epoch (and every
                                      ``run.checkpoint_every_steps`` steps)
     RUN_DIR/checkpoints/best.pt      weights of the best epoch so far (no optimizer state)

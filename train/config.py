@@ -62,6 +62,8 @@ class ModelConfig:
     num_persons: int = 2
     in_channels: int = 3
     dropout: float = 0.0
+    init_from: str | None = None          # new runs start from these weights (.pt/.npz)
+    init_skip: list[str] = field(default_factory=list)   # name prefixes left fresh, e.g. fc
 
 
 @dataclass
@@ -251,6 +253,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"optim.lr must be positive, not {o.lr}")
     if list(s.steps) != sorted(s.steps):
         raise ConfigError(f"schedule.steps must be increasing, not {s.steps}")
+    if m.init_skip and not m.init_from:
+        raise ConfigError("model.init_skip is set but model.init_from is not: name the "
+                          "checkpoint to start from")
+    if not all(m.init_skip):
+        raise ConfigError(f"model.init_skip entries must not be empty, not {m.init_skip}")
     if m.in_channels != 3:
         raise ConfigError("model.in_channels must be 3: the skeleton caches hold 3-D joints")
 

@@ -14,6 +14,7 @@ sums the named losses it returns. See ``docs/training.md``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from train.config import TrainConfig, config_differences, load_yaml
 from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, load_data
 from train.data.sampler import EpochSampler
-from train.errors import ConfigError, NonFiniteLossError, TrainError
+from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
 from train.modeling import ModelBuilder, build_backbone, model_info
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.schedule import build_scheduler
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 DATA_FILE = "data.json"           # sample counts per part and the samples left out, why
+INIT_FILE = "init.json"           # what model.init_from loaded and what it left fresh
 # keys that may change when a run is resumed: they do not change what is learned
 RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
                     "run.eval_every_epochs", "schedule.epochs")
@@ -67,6 +69,7 @@ class TrainResult:
     global_step: int
     best: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    init: dict[str, Any] | None = None     # model.init_from as applied by this call, if it was
 
 
 # --------------------------------------------------------------------------- run dir
@@ -165,6 +168,10 @@ class _Trainer:
                                  pin_memory=accelerator.device.type == "cuda",
                                  drop_last=False)
         backbone = model_builder(config)
+        self.init: dict[str, Any] | None = None
+        # a resumed run continues from its own checkpoint instead
+        if config.model.init_from and not ckpt.checkpoint_path(run_dir, "last").is_file():
+            self.init = _init_backbone(backbone, config)
         module = TrainingModule(backbone, self.plan.objective)
         optimizer = torch.optim.SGD(module.parameters(), lr=config.effective_lr(),
                                     momentum=config.optim.momentum,
@@ -272,7 +279,7 @@ class _Trainer:
         for epoch in range(self.epoch, epochs):
             self.train_epoch(epoch)
         return TrainResult(self.run_dir, self.epoch, self.global_step, self.best,
-                           self.history)
+                           self.history, self.init)
 
     def train_epoch(self, epoch: int) -> None:
         cfg = self.config
@@ -400,6 +407,35 @@ def _class_names(data: DataBundle) -> list[str]:
     return list(names) if names is not None else []
 
 
+def _init_backbone(backbone: torch.nn.Module, config: TrainConfig) -> dict[str, Any]:
+    """Load ``model.init_from`` into a new run's backbone; what was loaded and skipped."""
+    from train.models.reference_import import CheckpointMismatchError, init_from_checkpoint
+    m = config.model
+    try:
+        report = init_from_checkpoint(backbone, m.init_from, m.init_skip)
+    except CheckpointMismatchError as error:
+        raise CheckpointMismatchError(
+            f"model.init_from: {error}. To leave parameters freshly initialised, list their "
+            "name prefixes in model.init_skip (e.g. --set 'model.init_skip=[fc]')",
+            missing=error.missing, unexpected=error.unexpected,
+            mismatched=error.mismatched) from error
+    except CheckpointError as error:
+        raise CheckpointError(f"model.init_from: {error}") from error
+    log.info("initialised the backbone from %s (%d tensors; left fresh: %s)",
+             report.source, len(report.loaded), ", ".join(report.skipped) or "none")
+    return {"init_from": report.source, "sha256": _sha256(Path(report.source)),
+            "loaded": len(report.loaded), "skipped": report.skipped,
+            "ignored": report.ignored}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _summary(metrics: dict[str, Any]) -> str:
     parts = [f"epoch {metrics['epoch']}", f"loss {metrics['loss']:.4f}",
              f"lr {metrics['lr']:.4g}", f"train top1 {100 * metrics['train_top1']:.2f}%"]
@@ -424,20 +460,24 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
     run_dir = Path(run_dir)
     config = prepare_run_dir(run_dir, config)
     accelerator = make_accelerator(config)
+    # built before the run dir is written: a run that cannot start (data, model.init_from)
+    # leaves no config.yaml behind, so it can be retried with other options
+    trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
+                       on_step_end, objective_plan)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = run_dir / f".{CONFIG_FILE}.tmp-{os.getpid()}"
         tmp.write_text(config.to_yaml())
         os.replace(tmp, run_dir / CONFIG_FILE)
-    accelerator.wait_for_everyone()
-    trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
-                       on_step_end, objective_plan)
-    if accelerator.is_main_process:
         split = trainer.data.split
         summary = {"workdir": config.data.workdir, "protocol": config.data.protocol,
                    "train": len(split.train), "val": len(split.val), "test": len(split.test),
                    "skipped": split.skipped}
         (run_dir / DATA_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if trainer.init is not None:
+            (run_dir / INIT_FILE).write_text(
+                json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
+    accelerator.wait_for_everyone()
     if trainer.resume() and trainer.epoch >= config.schedule.epochs:
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)
     if trainer.epoch == 0 and trainer.step_in_epoch == 0 and accelerator.is_main_process:

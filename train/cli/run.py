@@ -25,6 +25,12 @@ from train.presets import PRESETS
               help="WORKDIR with a skeleton cache; same as --set data.workdir=...")
 @click.option("--modality", type=click.Choice(MODALITIES), default=None,
               help="Input stream; same as --set data.modality=... (default: the preset's).")
+@click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None,
+              help="Start a new run from these weights (published CTR-GCN .pt/.pth, the "
+                   "reference .npz or a run's checkpoint); same as --set "
+                   "model.init_from=...; list parameters to leave fresh with --set "
+                   "'model.init_skip=[fc]'. Not applied when resuming.")
 @click.option("--mmcl", is_flag=True,
               help="Co-learning (FAM + FRM) on the WORKDIR's cached RGB and LLM features; "
                    "same as --set objective.name=mmcl. Inference stays skeleton-only.")
@@ -41,7 +47,7 @@ from train.presets import PRESETS
 @user_errors_exit
 def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         overrides: tuple[str, ...], workdir: Path | None, modality: str | None,
-        mmcl: bool, no_fam: bool, no_frm: bool, skip_missing: bool,
+        init_from: Path | None, mmcl: bool, no_fam: bool, no_frm: bool, skip_missing: bool,
         print_config: bool) -> None:
     """Train into RUN_DIR; if RUN_DIR already holds a run, resume it where it stopped.
 
@@ -57,6 +63,8 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         shortcuts.setdefault("data", {})["workdir"] = str(workdir.resolve())
     if modality is not None:
         shortcuts.setdefault("data", {})["modality"] = modality
+    if init_from is not None:
+        shortcuts.setdefault("model", {})["init_from"] = str(init_from.resolve())
     if mmcl:
         shortcuts.setdefault("objective", {})["name"] = "mmcl"
     for flag, option, value in ((no_fam, "fam", False), (no_frm, "frm", False),
@@ -85,6 +93,9 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
     result = train(config, run_dir)
     click.echo(f"run: {result.run_dir} ({result.epochs_done} epochs, "
                f"{result.global_step} steps)")
+    if result.init:
+        click.echo(f"initialised from {result.init['init_from']} ({result.init['loaded']} "
+                   f"tensors; left fresh: {', '.join(result.init['skipped']) or 'none'})")
     if result.history:
         last = result.history[-1]
         for part in ("val", "test"):

@@ -6,13 +6,19 @@ mapping once wrappers are removed: ``module.`` (DataParallel/DDP), ``_orig_mod.`
 ``{"model": ...}`` or ``{"state_dict": ...}`` wrapper. Every key and shape is checked before
 anything is loaded: a checkpoint from another model, class count or skeleton layout is
 refused with the mismatched keys named, never half-loaded.
+
+``skip`` (``model.init_skip`` when a run starts from published weights) lists parameter
+name prefixes, shell-style ``*`` allowed, that are not loaded and keep their fresh values,
+e.g. ``["fc"]`` to fine-tune a 60-class checkpoint on 120 classes.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +80,30 @@ def unwrap_state_dict(loaded: object, source: str = "checkpoint") -> dict[str, t
     return {_strip_module(str(key)): value for key, value in state.items()}
 
 
+@dataclass
+class InitReport:
+    """What ``init_from_checkpoint`` loaded into a model and what it left alone."""
+
+    source: str
+    loaded: list[str]     # model keys set from the checkpoint
+    skipped: list[str]    # model keys matched by ``skip``: left freshly initialised
+    ignored: list[str]    # checkpoint keys matched by ``skip`` that the model lacks
+
+
+def is_skipped(key: str, skip: Iterable[str]) -> bool:
+    """``key`` is one of the ``skip`` prefixes (``fc``) or below one (``fc.weight``)."""
+    return any(fnmatch.fnmatchcase(key, pattern)
+               or fnmatch.fnmatchcase(key, pattern.rstrip(".") + ".*") for pattern in skip)
+
+
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
-                     source: str = "checkpoint") -> None:
-    """Raise ``CheckpointMismatchError`` unless ``state`` has exactly the model's keys/shapes."""
-    expected = model.state_dict()
+                     source: str = "checkpoint", skip: Iterable[str] = ()) -> None:
+    """Raise ``CheckpointMismatchError`` unless ``state`` has exactly the model's keys/shapes
+    (keys under a ``skip`` prefix excepted, on both sides)."""
+    skip = tuple(skip)
+    expected = {key: value for key, value in model.state_dict().items()
+                if not is_skipped(key, skip)}
+    state = {key: value for key, value in state.items() if not is_skipped(key, skip)}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(key for key in set(expected) & set(state)
@@ -99,13 +125,37 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def load_checked(model: nn.Module, state: Mapping[str, torch.Tensor],
-                 source: str = "checkpoint") -> nn.Module:
-    """Check ``state`` against ``model`` completely, then load it (strict)."""
-    check_state_dict(model, state, source)
+                 source: str = "checkpoint", skip: Iterable[str] = ()) -> nn.Module:
+    """Check ``state`` against ``model`` completely, then load it (strict except for the
+    keys under a ``skip`` prefix, which keep the model's values)."""
+    skip = tuple(skip)
+    check_state_dict(model, state, source, skip)
     expected = model.state_dict()
-    converted = {key: value.to(dtype=expected[key].dtype) for key, value in state.items()}
-    model.load_state_dict(converted, strict=True)
+    converted = {key: value.to(dtype=expected[key].dtype) for key, value in state.items()
+                 if not is_skipped(key, skip)}
+    model.load_state_dict(converted, strict=not skip)
     return model
+
+
+def init_from_checkpoint(model: nn.Module, path: str | Path,
+                         skip: Iterable[str] = ()) -> InitReport:
+    """Load published (or this project's) weights into a fresh model, leaving the keys
+    under the ``skip`` prefixes as they are; every other key must match exactly."""
+    skip = tuple(skip)
+    state = read_state_dict(path)
+    own = model.state_dict()
+    unused = [pattern for pattern in skip
+              if not any(is_skipped(key, (pattern,)) for key in [*own, *state])]
+    if unused:
+        raise CheckpointError(f"skip prefixes (model.init_skip) that match no key of the "
+                              f"model or of {path}: {', '.join(unused)} (keys look like "
+                              "fc.weight, l1.gcn1.PA, data_bn.bias)")
+    load_checked(model, state, source=str(path), skip=skip)
+    return InitReport(source=str(path),
+                      loaded=[key for key in own if not is_skipped(key, skip)],
+                      skipped=[key for key in own if is_skipped(key, skip)],
+                      ignored=sorted(key for key in state
+                                     if key not in own and is_skipped(key, skip)))
 
 
 def load_reference_weights(model: nn.Module, path: str | Path) -> nn.Module:
