@@ -22,7 +22,6 @@ same split, a nearest-class-mean classifier on the same test-time inputs.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from train.config import resolve_config  # noqa: E402
 from train.data import load_data  # noqa: E402
 from train.loop import train  # noqa: E402
 from train.modeling import build_backbone  # noqa: E402
+from train.models.throughput import measure_throughput  # noqa: E402
 
 PUBLISHED_JOINT_TOP1 = 93.5   # CTR-GCN joint stream, full schedule
 
@@ -53,40 +53,13 @@ def ensure_workdir(path: Path) -> Path:
     return path
 
 
-def median_rate(function, batch: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return batch / statistics.median(times)
-
-
 def backbone_speed(config, train_batch: int, eval_batch: int, repeats: int) -> tuple[float, float]:
+    """Training and inference samples/s of the run's backbone on random input."""
     torch.manual_seed(0)
-    model = build_backbone(config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    shape = (3, config.data.window, 20, 1)
-    x_train = torch.randn(train_batch, *shape)
-    labels = torch.randint(0, config.model.num_classes, (train_batch,))
-    x_eval = torch.randn(eval_batch, *shape)
-
-    def train_step():
-        model.train()
-        loss = torch.nn.functional.cross_entropy(model(x_train), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    def infer():
-        model.eval()
-        with torch.no_grad():
-            model(x_eval)
-
-    train_step()   # warm-up
-    infer()
-    return (median_rate(train_step, train_batch, repeats),
-            median_rate(infer, eval_batch, repeats))
+    speed = measure_throughput(build_backbone(config), (3, config.data.window, 20, 1),
+                               batch_size=train_batch, steps=repeats, warmup=1,
+                               inference_batch_size=eval_batch)
+    return speed.train_samples_per_s, speed.inference_samples_per_s
 
 
 def loader_speed(config, count: int = 300) -> float:

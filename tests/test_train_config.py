@@ -32,6 +32,9 @@ def test_ntu_presets_carry_the_ctr_gcn_recipe():
     mmcl = resolve_config("ntu120-xsub-mmcl")
     assert (mmcl.optim.batch_size, mmcl.schedule.epochs, mmcl.schedule.steps) == (200, 110,
                                                                                   [90, 100])
+    # MMCL's own config trains with co-learning; the plain NTU120 preset does not
+    assert mmcl.objective.name == "mmcl"
+    assert resolve_config("ntu120-xsub").objective.name == "classification"
 
 
 def test_nw_ucla_preset():

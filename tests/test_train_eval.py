@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from train.checkpoint import checkpoint_path, load_checkpoint, resolve_checkpoint
 from train.cli.main import cli
 from train.evaluate import evaluate_run
 from train.errors import CheckpointError
@@ -54,8 +56,18 @@ def test_eval_on_the_validation_part_and_bad_checkpoints(run, tmp_path):
                        model_builder=tiny_builder)
     assert val.num_samples == 9           # 25 % of each class of the 36 training samples
     assert all(not i.endswith("_v03") for i in load_scores(tmp_path / "v/scores.npz")[0].ids)
-    with pytest.raises(CheckpointError, match="no such|no checkpoint"):
+    with pytest.raises(CheckpointError, match="missing.pt does not exist"):
         evaluate_run(run, checkpoint=str(tmp_path / "missing.pt"), model_builder=tiny_builder)
+
+
+def test_best_chosen_on_validation_is_the_default(run, tmp_path):
+    best = load_checkpoint(checkpoint_path(run, "best"))
+    assert best["selected_on"] == "val" and best["best"]["metric"] == "val_top1"
+    assert resolve_checkpoint(run) == checkpoint_path(run, "best")
+    result = evaluate_run(run, output_dir=tmp_path / "auto", model_builder=tiny_builder)
+    assert result.checkpoint == checkpoint_path(run, "best") and not result.warnings
+    metrics = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert metrics["selected_on"] == "val" and metrics["checkpoint"].endswith("best.pt")
 
 
 def test_run_and_eval_commands(tmp_path, monkeypatch):
@@ -80,10 +92,19 @@ def test_run_and_eval_commands(tmp_path, monkeypatch):
     assert changed.exit_code == 2 and "optim.lr: 0.1 -> 0.5" in changed.output
     shown = runner.invoke(cli, ["run", str(tmp_path / "run"), "--print-config"])
     assert "window: 16" in shown.output
+    # no validation part: best.pt was chosen on the test set, so auto evaluates last.pt
+    assert load_checkpoint(checkpoint_path(tmp_path / "run", "best"))["selected_on"] == "test"
     evaluated = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress"])
     assert evaluated.exit_code == 0, evaluated.output
-    assert "top-1" in evaluated.output
-    assert (tmp_path / "run/eval/test-best/scores.npz").is_file()
+    assert "top-1" in evaluated.output and "warning" not in evaluated.output
+    assert (tmp_path / "run/eval/test-last/scores.npz").is_file()
+    assert not (tmp_path / "run/eval/test-best").exists()
+    explicit = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress",
+                                   "--checkpoint", "best"])
+    assert explicit.exit_code == 0, explicit.output
+    assert "warning: " in explicit.output and "chosen as best on the test set" in explicit.output
+    metrics = json.loads((tmp_path / "run/eval/test-best/metrics.json").read_text())
+    assert metrics["selected_on"] == "test"
 
 
 def test_commands_report_bad_input_in_one_line(tmp_path):
@@ -100,7 +121,7 @@ def test_commands_report_bad_input_in_one_line(tmp_path):
     assert result.exit_code == 2 and "needs --preset or --config" in result.output
     (tmp_path / "r4" / "checkpoints").mkdir(parents=True)
     result = runner.invoke(cli, ["eval", str(tmp_path / "r4")])
-    assert result.exit_code == 2 and "has no best checkpoint" in result.output
+    assert result.exit_code == 2 and "no best.pt or last.pt" in result.output
 
 
 @pytest.mark.slow
@@ -116,5 +137,5 @@ def test_real_ctrgcn_trains_and_evaluates_through_the_commands(tmp_path):
     assert result.exit_code == 0, result.output
     evaluated = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress"])
     assert evaluated.exit_code == 0, evaluated.output
-    scores, _ = load_scores(tmp_path / "run/eval/test-best/scores.npz")
+    scores, _ = load_scores(tmp_path / "run/eval/test-last/scores.npz")
     assert scores.scores.shape == (3, 3) and np.isfinite(scores.scores).all()

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.checkpoint import (CheckpointError, FORMAT, checkpoint_path, load_checkpoint,
-                              load_state_strict)
+from train.checkpoint import CheckpointError, FORMAT, checkpoint_path, load_checkpoint
 from train.errors import ConfigError, NonFiniteLossError
 from train.loop import read_metrics, train
+from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, StepOutput
 from train_factories import TinyGCN, make_workdir, tiny_builder, tiny_config
 
@@ -57,7 +57,7 @@ def test_metrics_and_checkpoints_are_written(finished):
     assert best["epoch"] == result.best["epoch"] and "optimizer" not in best
     assert best["model_info"]["num_classes"] == 3 and best["model_info"]["layout"] == "nw-ucla"
     model = tiny_builder(tiny_config(run_dir))
-    load_state_strict(model, best["model"], "best")       # loads into a fresh backbone
+    load_checked(model, best["model"], "best")            # loads into a fresh backbone
 
 
 def test_rerunning_a_finished_run_changes_nothing(finished):
@@ -121,13 +121,13 @@ def test_corrupt_and_foreign_checkpoints_are_clear_errors(finished, tmp_path):
     with pytest.raises(CheckpointError, match="not a trainer checkpoint"):
         load_checkpoint(foreign)
     other = TinyGCN(num_classes=7, num_joints=20)
-    with pytest.raises(CheckpointError, match=r"fc.weight \(3, 16\) vs \(7, 16\)"):
-        load_state_strict(other, load_checkpoint(checkpoint_path(run_dir, "best"))["model"],
-                          "best")
-    with pytest.raises(CheckpointError, match="missing in checkpoint: data_bn.weight"):
+    with pytest.raises(CheckpointError, match=r"fc.weight \(3, 16\) vs model \(7, 16\)"):
+        load_checked(other, load_checkpoint(checkpoint_path(run_dir, "best"))["model"],
+                     "best")
+    with pytest.raises(CheckpointError, match="missing keys: data_bn.bias, data_bn.num_batches_tracked"):
         state = load_checkpoint(checkpoint_path(run_dir, "best"))["model"]
-        load_state_strict(TinyGCN(3, 20), {k: v for k, v in state.items()
-                                           if not k.startswith("data_bn.")}, "best")
+        load_checked(TinyGCN(3, 20), {k: v for k, v in state.items()
+                                      if not k.startswith("data_bn.")}, "best")
 
 
 def test_resuming_from_a_truncated_last_checkpoint_fails_clearly(workdir, tmp_path):

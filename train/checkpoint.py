@@ -23,29 +23,42 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``class_names``  list of class names, or None
 ``epoch``        completed epochs when it was written
 ``metrics``      the metrics line of that epoch (best) or the last one (last), or None
-``best``         ``{"metric", "value", "epoch"}`` so far, or None
+``best``         ``{"metric", "value", "epoch", "selected_on"}`` so far, or None
+``selected_on``  ``best`` only: ``"val"`` or ``"test"``, the part the best epoch was
+                 chosen on. A best chosen on the test set overstates test accuracy, so
+                 ``auto`` (the default of eval, export and predict) takes it only when it
+                 was chosen on a validation part (``data.val_fraction > 0``).
 ``last`` only:   ``optimizer``, ``scheduler``, ``scaler`` (state dicts or None),
-                 ``position`` ``{"epoch", "step_in_epoch", "global_step", "totals"}``
-                 (resume point: completed epochs and steps into the next one),
+                 ``position`` ``{"epoch", "step_in_epoch", "global_step", "totals",
+                 "processes", "elapsed_s"}`` (resume point: completed epochs and steps
+                 into the next one; seconds already spent in that epoch),
                  ``rng`` ``{"torch", "cuda", "numpy", "python"}`` of process 0.
+
+Writes are atomic and durable (``train.files``): a crash leaves the previous file intact.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 
-from train.errors import CheckpointError
+from train.errors import CheckpointError, error_summary
+from train.files import write_atomic
+
+log = logging.getLogger(__name__)
 
 FORMAT = "mmcl-train-checkpoint"
 VERSION = 1
+CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_CHOICES = ("auto", "best", "last")
 
 
 def checkpoint_path(run_dir: str | os.PathLike, kind: str = "last") -> Path:
@@ -53,16 +66,8 @@ def checkpoint_path(run_dir: str | os.PathLike, kind: str = "last") -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> None:
-    """Write atomically: a crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(dict(payload), tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write atomically and durably: a crash mid-write leaves the previous file intact."""
+    write_atomic(path, lambda handle: torch.save(dict(payload), handle))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -72,10 +77,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's text here suggests weights_only=False, i.e. running the file's code
+        raise CheckpointError(f"{path} is not a tensors-only trainer checkpoint (or "
+                              "corrupt)") from error
     except Exception as error:   # torch raises many types for truncated/foreign files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}); it may "
-                              "be truncated or not a trainer checkpoint") from error
+        summary = error_summary(error)
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}"
+                              f"{': ' + summary if summary else ''}); it may be truncated "
+                              "or not a trainer checkpoint") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a trainer checkpoint (no format {FORMAT!r}); "
                               "import published weights with the reference importer instead")
@@ -85,24 +95,50 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load a state dict only if keys and shapes match exactly, naming any mismatch."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-             if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(wrong[:8])}")
-        if missing:
-            parts.append(f"missing in checkpoint: {', '.join(missing[:8])}")
-        if unexpected:
-            parts.append(f"not in the model: {', '.join(unexpected[:8])}")
-        raise CheckpointError(f"the {what} does not fit the model ({'; '.join(parts)}); was "
-                              "it trained with another model or class count?")
-    module.load_state_dict(state, strict=True)
+def selected_on(payload: Mapping[str, Any]) -> str | None:
+    """``"val"``/``"test"``: the part a best checkpoint was chosen on (None if unknown)."""
+    value = payload.get("selected_on") or (payload.get("best") or {}).get("selected_on")
+    if value is None and payload.get("kind") == "best":   # older checkpoints: from metric
+        metric = str((payload.get("best") or {}).get("metric", ""))
+        value = metric.split("_")[0] if metric.startswith(("val_", "test_")) else None
+    return value
+
+
+TEST_SELECTED_WARNING = ("{path} was chosen as best on the test set (the run has no "
+                         "validation part: data.val_fraction is 0), so its test accuracy is "
+                         "optimistic; report the last checkpoint (--checkpoint last) or "
+                         "train with data.val_fraction > 0")
+
+
+def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str | os.PathLike = "auto"
+                       ) -> Path:
+    """The checkpoint file that eval, export and predict use.
+
+    ``best`` / ``last`` in ``RUN_DIR/checkpoints``, or a path. ``auto`` is ``best`` when it
+    was chosen on a validation part, else ``last`` (a best chosen on the test set would
+    report an optimistic test accuracy); ``best`` if there is no ``last`` yet.
+    """
+    if str(checkpoint) not in CHECKPOINT_CHOICES:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return path
+    best, last = checkpoint_path(run_dir, "best"), checkpoint_path(run_dir, "last")
+    if checkpoint != "auto":
+        path = best if checkpoint == "best" else last
+        if not path.is_file():
+            raise CheckpointError(f"{run_dir} has no {checkpoint} checkpoint ({path}); has "
+                                  "the run finished an epoch (with evaluation for best)?")
+        return path
+    if best.is_file() and (not last.is_file()
+                           or selected_on(load_checkpoint(best)) == "val"):
+        return best
+    if last.is_file():
+        if best.is_file():
+            log.info("auto: using %s (best.pt was chosen on the test set)", last)
+        return last
+    raise CheckpointError(f"no best.pt or last.pt in {best.parent}: has the run saved a "
+                          "checkpoint yet?")
 
 
 # --------------------------------------------------------------------------- RNG

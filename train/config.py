@@ -96,6 +96,8 @@ class RunConfig:
     drop_last: bool = True                # drop the last incomplete training batch
     progress: bool = True                 # progress bar on the main process
     find_unused_parameters: bool = False  # DDP setting, for objectives that skip parameters
+    sync_bn: bool = False                 # several processes: BatchNorm statistics over the
+                                          # global batch (SyncBatchNorm), not per process
 
 
 @dataclass
@@ -345,6 +347,17 @@ def resolve_config(preset: str | None = None, files: Iterable[str | Path] = (),
     for layer in layers:
         merged = deep_merge(merged, layer)
     return TrainConfig.from_dict(merged)
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with relative ``data.workdir`` and ``model.init_from`` made absolute (from
+    the current folder), so a recorded config means the same thing from anywhere."""
+    config = copy.deepcopy(config)
+    if config.data.workdir:
+        config.data.workdir = str(Path(config.data.workdir).expanduser().resolve())
+    if config.model.init_from:
+        config.model.init_from = str(Path(config.model.init_from).expanduser().resolve())
+    return config
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:

@@ -15,3 +15,14 @@ class CheckpointError(TrainError):
 
 class NonFiniteLossError(TrainError):
     """The loss became NaN or infinite; training stopped."""
+
+
+def error_summary(error: BaseException) -> str:
+    """The first line of an error's text, for one-line messages.
+
+    torch's weights-only loader explains how to load the file *unsafely*; that advice is
+    never passed on (checkpoints must stay tensors-only), so such a line is dropped.
+    """
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    return "" if "weights_only" in first or "Weights only load failed" in first else first

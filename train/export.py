@@ -33,6 +33,7 @@ from data_manifest.layouts import LAYOUTS
 from data_manifest.splits import PROTOCOLS
 from train.config import TrainConfig
 from train.errors import TrainError
+from train.files import write_text_atomic
 from train.modeling import model_info
 from train.models.load_run import load_run
 
@@ -253,5 +254,5 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None,
         log.info("wrote %s (relative error %s)", path, error)
 
     sidecar = {**metadata, "files": {name: path.name for name, path in files.items()}}
-    (out / SIDECAR_NAME).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / SIDECAR_NAME, json.dumps(sidecar, indent=2) + "\n")
     return ExportResult(out_dir=out, files=files, relative_error=errors, metadata=metadata)

@@ -31,19 +31,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from train import checkpoint as ckpt
-from train.config import TrainConfig, config_differences, load_yaml
+from train.config import TrainConfig, absolute_paths, config_differences, load_yaml
 from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, load_data
 from train.data.sampler import EpochSampler
 from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
+from train.files import write_text_atomic
 from train.modeling import ModelBuilder, build_backbone, model_info
+from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.schedule import build_scheduler
 from train.scoring import score_dataset
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
+CONFIG_FILE = ckpt.CONFIG_FILE
 METRICS_FILE = "metrics.jsonl"
 DATA_FILE = "data.json"           # sample counts per part and the samples left out, why
 INIT_FILE = "init.json"           # what model.init_from loaded and what it left fresh
@@ -79,10 +81,14 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> T
     """The config of a new run (written to ``config.yaml``) or of the run being resumed.
 
     Resuming with a config that differs from the recorded one is an error listing the
-    differences, except for ``RESUME_SAFE_KEYS``.
+    differences, except for ``RESUME_SAFE_KEYS``. Relative paths (``data.workdir``,
+    ``model.init_from``) are made absolute first, so the recorded config does not depend on
+    the folder it was started from.
     """
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
+    if config is not None:
+        config = absolute_paths(config)
     if path.is_file():
         recorded = TrainConfig.from_dict(load_yaml(path))
         if config is None:
@@ -108,9 +114,8 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def _write_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> None:
-    tmp = run_dir / f".{METRICS_FILE}.tmp-{os.getpid()}"
-    tmp.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
-    os.replace(tmp, run_dir / METRICS_FILE)
+    write_text_atomic(run_dir / METRICS_FILE,
+                      "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
 
 
 # --------------------------------------------------------------------------- accelerator
@@ -156,18 +161,23 @@ class _Trainer:
                               f"by the {processes} processes")
         self.local_batch = config.optim.batch_size // processes
         try:
+            # (epoch, index) items: persistent workers keep their own copy of the dataset,
+            # so the epoch that seeds augmentation must travel with each index
             self.sampler = EpochSampler(len(self.train_set), self.local_batch, shuffle=True,
                                         seed=config.run.seed, num_replicas=processes,
                                         rank=accelerator.process_index,
-                                        drop_last=config.run.drop_last)
+                                        drop_last=config.run.drop_last, tag_epoch=True)
         except ValueError as error:
             raise ConfigError(str(error)) from error
+        workers = config.data.num_workers
         self.loader = DataLoader(self.train_set, batch_size=self.local_batch,
-                                 sampler=self.sampler, num_workers=config.data.num_workers,
+                                 sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate_samples, generator=torch.Generator(),
                                  pin_memory=accelerator.device.type == "cuda",
-                                 drop_last=False)
+                                 drop_last=False, persistent_workers=workers > 0)
         backbone = model_builder(config)
+        if config.run.sync_bn and processes > 1:
+            backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
         self.init: dict[str, Any] | None = None
         # a resumed run continues from its own checkpoint instead
         if config.model.init_from and not ckpt.checkpoint_path(run_dir, "last").is_file():
@@ -182,6 +192,8 @@ class _Trainer:
         self.epoch = 0            # completed epochs
         self.step_in_epoch = 0
         self.global_step = 0
+        self.elapsed_before = 0.0   # seconds of the current epoch spent before a resume
+        self.epoch_started = time.perf_counter()
         self.totals: dict[str, float] = {}
         self.best: dict[str, Any] | None = None
         self.history = read_metrics(run_dir)
@@ -218,7 +230,9 @@ class _Trainer:
                        "position": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                                     "global_step": self.global_step,
                                     "totals": dict(self.totals),
-                                    "processes": self.acc.num_processes},
+                                    "processes": self.acc.num_processes,
+                                    "elapsed_s": self._epoch_elapsed()
+                                    if self.step_in_epoch else 0.0},
                        "rng": ckpt.rng_state()}
             ckpt.save_checkpoint(ckpt.checkpoint_path(self.run_dir, "last"), payload)
         self.acc.wait_for_everyone()
@@ -226,19 +240,23 @@ class _Trainer:
     def save_best(self, metrics: dict[str, Any]) -> None:
         if self.acc.is_main_process:
             ckpt.save_checkpoint(ckpt.checkpoint_path(self.run_dir, "best"),
-                                 {**self._common("best"), "metrics": metrics})
+                                 {**self._common("best"), "metrics": metrics,
+                                  "selected_on": self.best["selected_on"]})
+
+    def _epoch_elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.epoch_started
 
     def resume(self) -> bool:
         path = ckpt.checkpoint_path(self.run_dir, "last")
         if not path.is_file():
             return False
         state = ckpt.load_checkpoint(path)
-        ckpt.load_state_strict(self.unwrapped.backbone, state["model"], f"model in {path}")
+        load_checked(self.unwrapped.backbone, state["model"], f"the model in {path}")
         check = getattr(self.unwrapped.objective, "check_checkpoint", None)
         if check is not None:   # e.g. MMCL: refuse weights built for other feature caches
             check(state["objective"], str(path))
-        ckpt.load_state_strict(self.unwrapped.objective, state["objective"],
-                               f"objective state in {path}")
+        load_checked(self.unwrapped.objective, state["objective"],
+                     f"the objective state in {path}")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
@@ -257,6 +275,7 @@ class _Trainer:
         self.step_in_epoch = position["step_in_epoch"]
         self.global_step = position["global_step"]
         self.totals = dict(position.get("totals") or {})
+        self.elapsed_before = float(position.get("elapsed_s") or 0.0)
         self.best = state.get("best")
         rng = state["rng"]
         if not self.acc.is_main_process:
@@ -288,8 +307,9 @@ class _Trainer:
         self.sampler.set_epoch(epoch, skip_batches=skip)
         if skip == 0:
             self.totals = {}
+            self.elapsed_before = 0.0
         total_batches = self.sampler.num_batches()
-        started = time.perf_counter()
+        self.epoch_started = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
         bar = tqdm(self.loader, total=total_batches, initial=skip,
                    desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", leave=False,
@@ -299,7 +319,7 @@ class _Trainer:
             batch = send_to_device(batch, self.acc.device, non_blocking=True)
             out = self.module(batch)
             loss = sum(out.losses.values())
-            self._check_finite(loss, batch, epoch)
+            values = self._step_stats(out, batch, loss, epoch)   # the step's one host sync
             self.acc.backward(loss)
             if cfg.optim.grad_clip > 0:
                 self.acc.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
@@ -307,7 +327,6 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step_in_epoch += 1
             self.global_step += 1
-            values = self._accumulate(out, batch, loss)
             if not bar.disable and self.step_in_epoch % 10 == 0:
                 bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.4g}")
             every = cfg.run.checkpoint_every_steps
@@ -319,7 +338,8 @@ class _Trainer:
         self.scheduler.step()
         self.epoch = epoch + 1
         self.step_in_epoch = 0
-        elapsed = time.perf_counter() - started
+        elapsed = self._epoch_elapsed()
+        self.elapsed_before = 0.0
         metrics = self._epoch_metrics(epoch, lr, elapsed)
         self.history.append(metrics)
         if self.acc.is_main_process:
@@ -329,12 +349,34 @@ class _Trainer:
         self._update_best(metrics)
         self.save_last()
 
-    def _check_finite(self, loss: torch.Tensor, batch: dict[str, Any], epoch: int) -> None:
-        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+    def _step_stats(self, out, batch: dict[str, Any], loss: torch.Tensor,
+                    epoch: int) -> dict[str, float]:
+        """Add the step's loss and hit counts to the epoch totals; stop on a NaN/inf loss.
+
+        One tensor holds everything (non-finite flag, weighted losses, hits, count), so a
+        step costs one reduce across processes and one device-to-host transfer.
+        """
+        n = batch["label"].shape[0]
+        with torch.no_grad():
+            logits = out.logits.float()
+            k = min(5, logits.shape[1])
+            hits = logits.topk(k, dim=1).indices == batch["label"][:, None]
+            detached = loss.detach().float()
+            stats = torch.stack([(~torch.isfinite(detached)).float(), detached * n,
+                                 hits[:, :1].any(1).sum().float(), hits.any(1).sum().float(),
+                                 torch.tensor(float(n), device=logits.device)]
+                                + [v.detach().float() * n for v in out.losses.values()])
         if self.acc.num_processes > 1:
-            bad = self.acc.reduce(bad, "sum")
-        if bad.item() == 0:
-            return
+            stats = self.acc.reduce(stats, "sum")
+        bad, *stats = stats.cpu().tolist()
+        if bad:
+            self._stop_non_finite(detached.item(), batch, epoch)
+        names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
+        for name, value in zip(names, stats):
+            self.totals[name] = self.totals.get(name, 0.0) + value
+        return {"loss": stats[0] / max(stats[3], 1)}
+
+    def _stop_non_finite(self, local_loss: float, batch: dict[str, Any], epoch: int) -> None:
         hint = ("lower optim.lr or lengthen schedule.warmup_epochs, set optim.grad_clip, or "
                 "train without mixed precision (run.mixed_precision=no)")
         x = batch["x"]
@@ -342,29 +384,11 @@ class _Trainer:
             rows = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
             hint = ("the input holds NaN/inf values, in samples "
                     + ", ".join(batch["id"][i] for i in rows[:5]) + "; fix the skeleton data")
+        shown = local_loss if not math.isfinite(local_loss) else "NaN/inf on another process"
         raise NonFiniteLossError(
-            f"the loss became {loss.item()} at epoch {epoch + 1}, step {self.step_in_epoch + 1} "
+            f"the loss became {shown} at epoch {epoch + 1}, step {self.step_in_epoch + 1} "
             f"(global step {self.global_step + 1}); training stopped. The last good state "
             f"is {ckpt.checkpoint_path(self.run_dir, 'last')}. Hint: {hint}")
-
-    def _accumulate(self, out, batch: dict[str, Any], loss: torch.Tensor) -> dict[str, float]:
-        n = batch["label"].shape[0]
-        with torch.no_grad():
-            logits = out.logits.float()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            hits = top == batch["label"][:, None]
-            stats = torch.stack([loss.detach().float() * n, hits[:, :1].any(1).sum().float(),
-                                 hits.any(1).sum().float(), torch.tensor(float(n),
-                                                                         device=logits.device)]
-                                + [v.detach().float() * n for v in out.losses.values()])
-        if self.acc.num_processes > 1:
-            stats = self.acc.reduce(stats, "sum")
-        stats = stats.cpu().tolist()
-        names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
-        for name, value in zip(names, stats):
-            self.totals[name] = self.totals.get(name, 0.0) + value
-        return {"loss": stats[0] / max(stats[3], 1)}
 
     def _epoch_metrics(self, epoch: int, lr: float, elapsed: float) -> dict[str, Any]:
         t = self.totals
@@ -397,7 +421,8 @@ class _Trainer:
         if key not in metrics:
             return
         if self.best is None or metrics[key] > self.best["value"]:
-            self.best = {"metric": key, "value": metrics[key], "epoch": metrics["epoch"]}
+            self.best = {"metric": key, "value": metrics[key], "epoch": metrics["epoch"],
+                         "selected_on": part}
             self.save_best(metrics)
 
 
@@ -466,17 +491,16 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
                        on_step_end, objective_plan)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".{CONFIG_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(config.to_yaml())
-        os.replace(tmp, run_dir / CONFIG_FILE)
+        write_text_atomic(run_dir / CONFIG_FILE, config.to_yaml())
         split = trainer.data.split
         summary = {"workdir": config.data.workdir, "protocol": config.data.protocol,
                    "train": len(split.train), "val": len(split.val), "test": len(split.test),
                    "skipped": split.skipped}
-        (run_dir / DATA_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(run_dir / DATA_FILE,
+                          json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if trainer.init is not None:
-            (run_dir / INIT_FILE).write_text(
-                json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
+            write_text_atomic(run_dir / INIT_FILE,
+                              json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
     accelerator.wait_for_everyone()
     if trainer.resume() and trainer.epoch >= config.schedule.epochs:
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)

@@ -24,10 +24,11 @@ import torch
 from data_manifest.formats.load import load_skeleton_sample
 from train.config import TrainConfig
 from train.data.feeders import transform_for_inference
-from train.errors import TrainError
+from train.errors import TrainError, error_summary
 from train.export import (FILE_NAMES, INPUT_NAME, META_FILE, META_KEY, OUTPUT_NAME,
                           SIDECAR_NAME, dataset_of, load_torchscript, run_class_names)
-from train.models.load_run import CONFIG_NAME, load_run
+from train.checkpoint import CONFIG_FILE
+from train.models.load_run import load_run
 
 
 class PredictError(TrainError):
@@ -78,11 +79,11 @@ class Prediction:
 def load_predictor(model_path: str | Path, checkpoint: str | Path = "auto") -> Predictor:
     path = Path(model_path)
     if path.is_dir():
-        if (path / CONFIG_NAME).is_file():
+        if (path / CONFIG_FILE).is_file():
             return _eager(path, checkpoint)
         if (path / SIDECAR_NAME).is_file():
             return _from_export_dir(path)
-        raise PredictError(f"{path} is neither a run directory ({CONFIG_NAME}) nor an "
+        raise PredictError(f"{path} is neither a run directory ({CONFIG_FILE}) nor an "
                            f"export directory ({SIDECAR_NAME})")
     if not path.is_file():
         raise PredictError(f"model not found: {path}")
@@ -120,7 +121,7 @@ def _torchscript(path: Path) -> Predictor:
         module = load_torchscript(path, extra)
     except (RuntimeError, ValueError) as error:
         raise PredictError(f"{path} is not a TorchScript export of this toolkit "
-                           f"({_first_line(error)}); give a run directory for trainer "
+                           f"({error_summary(error)}); give a run directory for trainer "
                            "checkpoints") from error
     meta = _parse_meta(extra[META_FILE], path)
     module.eval()
@@ -141,7 +142,7 @@ def _onnx(path: Path) -> Predictor:
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:   # onnxruntime raises its own exception classes
-        raise PredictError(f"{path} is not a readable ONNX model ({_first_line(error)})") \
+        raise PredictError(f"{path} is not a readable ONNX model ({error_summary(error)})") \
             from error
     props = session.get_modelmeta().custom_metadata_map
     meta = _parse_meta(props.get(META_KEY, ""), path)
@@ -203,8 +204,3 @@ def predict_file(model_path: str | Path, skeleton_path: str | Path, top_k: int =
                  dataset: str | None = None, checkpoint: str | Path = "auto") -> Prediction:
     return predict_skeleton(load_predictor(model_path, checkpoint), skeleton_path, top_k,
                             dataset)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

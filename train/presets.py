@@ -3,8 +3,8 @@
 NTU presets follow CTR-GCN's published configs (SGD nesterov, lr 0.1 for a batch of 64,
 weight decay 4e-4, 65 epochs, lr x0.1 at epochs 35 and 55, 5 warm-up epochs, 64-frame
 window, p_interval [0.5, 1] in training and [0.95] in test, random rotation).
-``ntu120-xsub-mmcl`` is the schedule of MMCL's own NTU120 X-Sub config (batch 200,
-110 epochs, steps 90 and 100). NW-UCLA follows CTR-GCN's UCLA config (weight decay 1e-4,
+``ntu120-xsub-mmcl`` is MMCL's own NTU120 X-Sub config: co-learning on (``objective.name:
+mmcl``, FAM and FRM) with its schedule (batch 200, 110 epochs, steps 90 and 100). NW-UCLA follows CTR-GCN's UCLA config (weight decay 1e-4,
 batch 16, step 50, training set repeated 5x per epoch, 52 frames).
 """
 
@@ -27,7 +27,7 @@ def _ntu(protocol: str, num_classes: int, **extra: dict[str, Any]) -> dict[str, 
     preset["data"]["protocol"] = protocol
     preset["model"]["num_classes"] = num_classes
     for section, values in extra.items():
-        preset[section].update(values)
+        preset.setdefault(section, {}).update(values)
     return preset
 
 
@@ -38,7 +38,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ntu120-xset": _ntu("ntu120-xset", 120),
     "ntu120-xsub-mmcl": _ntu("ntu120-xsub", 120,
                              optim={"batch_size": 200, "reference_batch": 200},
-                             schedule={"epochs": 110, "steps": [90, 100]}),
+                             schedule={"epochs": 110, "steps": [90, 100]},
+                             objective={"name": "mmcl"}),
     "nw-ucla": {
         "data": {"protocol": "nw-ucla-xview", "feeder": "nw-ucla", "window": 52,
                  "random_rot": False, "ucla_max_angle_deg": 60,

@@ -14,20 +14,17 @@ from typing import Sequence
 import numpy as np
 
 from train.errors import TrainError
+from train.files import write_atomic
 from train.scoring import Scores
 
 
 def save_scores(path: str | os.PathLike, scores: Scores,
                 class_names: Sequence[str] | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, ids=np.array(scores.ids, dtype=np.str_),
-             labels=np.asarray(scores.labels, dtype=np.int64),
-             scores=np.asarray(scores.scores, dtype=np.float32),
-             class_names=np.array(list(class_names or []), dtype=np.str_))
-    os.replace(tmp, path)
-    return path
+    arrays = {"ids": np.array(scores.ids, dtype=np.str_),
+              "labels": np.asarray(scores.labels, dtype=np.int64),
+              "scores": np.asarray(scores.scores, dtype=np.float32),
+              "class_names": np.array(list(class_names or []), dtype=np.str_)}
+    return write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_scores(path: str | os.PathLike) -> tuple[Scores, list[str]]:

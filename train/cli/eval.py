@@ -6,14 +6,18 @@ from pathlib import Path
 
 import click
 
+from train.checkpoint import CHECKPOINT_CHOICES
 from train.cli.common import user_errors_exit
 from train.config import deep_merge, parse_override
 
 
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--checkpoint", default="best",
-              help="'best', 'last', or the path of a checkpoint file.")
+@click.option("--checkpoint", default="auto",
+              help=f"Which weights: {', '.join(CHECKPOINT_CHOICES)} or a checkpoint path. "
+                   "auto = best if it was chosen on a validation part "
+                   "(data.val_fraction > 0), else last: a best chosen on the test set "
+                   "overstates test accuracy.")
 @click.option("--part", type=click.Choice(["test", "val", "train"]), default="test",
               help="Split part to score (test-time transform, no augmentation); 'val' is "
                    "the held-out share of train (data.val_fraction).")
@@ -38,6 +42,8 @@ def eval_command(run_dir: Path, checkpoint: str, part: str, output: Path | None,
         changes = deep_merge(changes, {"data": {"workdir": str(workdir.resolve())}})
     result = evaluate_run(run_dir, checkpoint=checkpoint, part=part, output_dir=output,
                           overrides=changes, progress=not no_progress)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{part}: top-1 {100 * result.top1:.2f}%, top-5 {100 * result.top5:.2f}% "
                f"on {result.num_samples} samples")
     worst = sorted((acc, k) for k, acc in enumerate(result.per_class) if acc == acc)[:3]

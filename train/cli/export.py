@@ -6,7 +6,7 @@ import click
 
 from train.cli.common import user_errors_exit
 from train.export import EXPORT_FORMATS, export_run
-from train.models.load_run import CHECKPOINT_CHOICES
+from train.checkpoint import CHECKPOINT_CHOICES
 
 
 @click.command("export")
@@ -18,8 +18,9 @@ from train.models.load_run import CHECKPOINT_CHOICES
               help="Export format; repeat for several. ONNX needs "
                    "`pip install 'mmcl-toolkit[onnx]'`.")
 @click.option("--checkpoint", default="auto",
-              help=f"Which weights: {', '.join(CHECKPOINT_CHOICES)} (auto = best, else "
-                   "last) or a checkpoint path.")
+              help=f"Which weights: {', '.join(CHECKPOINT_CHOICES)} or a checkpoint path. "
+                   "auto = best if it was chosen on a validation part "
+                   "(data.val_fraction > 0), else last.")
 @user_errors_exit
 def command(run_dir: str, out_dir: str | None, formats: tuple[str, ...],
             checkpoint: str) -> None:

@@ -20,7 +20,8 @@ from train.predict import predict_file
               type=click.Choice(sorted(DATASETS)),
               help="Read the file as this dataset's format (default: the run's dataset).")
 @click.option("--checkpoint", default="auto",
-              help="For a run directory: auto (best, else last), best, last or a path.")
+              help="For a run directory: auto (best if it was chosen on a validation "
+                   "part, else last), best, last or a checkpoint path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @user_errors_exit
 def command(model: str, skeleton_file: str, top_k: int, dataset: str | None,

@@ -6,9 +6,9 @@ Each item is a dict::
 
 ``extras`` are further per-sample arrays joined by sample id (e.g. cached RGB or LLM
 features for co-learning): any object with ``get(sample_id) -> array`` and
-``missing(ids) -> list[str]`` (see ``SampleSource``); ``CacheFieldSource`` reads one field
-of a pipeline cache. HDF5 files are opened lazily in each process (``CacheReader``), so
-the dataset can be handed to DataLoader workers.
+``missing(ids) -> list[str]`` (see ``SampleSource``; ``train.mmcl.features`` has the
+feature caches' sources). HDF5 files are opened lazily in each process (``CacheReader``),
+so the dataset can be handed to DataLoader workers.
 """
 
 from __future__ import annotations
@@ -46,31 +46,6 @@ class SampleSource(Protocol):
     def missing(self, sample_ids: Sequence[str]) -> list[str]: ...
 
 
-@dataclass
-class CacheFieldSource:
-    """One field of a pipeline cache in a WORKDIR (e.g. ``rgb-features``/``feature``)."""
-
-    workdir: str
-    stage: str
-    field: str
-    cache_name: str = "default"
-    dtype: str | None = "float32"
-    _reader: CacheReader | None = None
-
-    @property
-    def reader(self) -> CacheReader:
-        if self._reader is None:
-            self._reader = Workdir(self.workdir).reader(self.stage, self.cache_name)
-        return self._reader
-
-    def get(self, sample_id: str) -> Any:
-        value = self.reader.get(sample_id, [self.field])[self.field]
-        return np.asarray(value, dtype=self.dtype) if self.dtype else value
-
-    def missing(self, sample_ids: Sequence[str]) -> list[str]:
-        return self.reader.missing(sample_ids)
-
-
 class SkeletonDataset(Dataset):
     def __init__(self, reader: CacheReader, samples: Sequence[Sample], feeder: Feeder, *,
                  train: bool, seed: int = 0, repeat: int = 1,
@@ -95,11 +70,15 @@ class SkeletonDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples) * self.repeat
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        """Item ``index`` of the current epoch, or of ``epoch`` for ``(epoch, index)``."""
+        epoch = self.epoch
+        if isinstance(index, tuple):
+            epoch, index = index
         position = index % len(self.samples)
         sample_id = self.ids[position]
         joints = self.reader.get(sample_id, ["joints"])["joints"]
-        rng = sample_rng(self.seed, self.epoch, index) if self.train else None
+        rng = sample_rng(self.seed, epoch, index) if self.train else None
         try:
             x = self.feeder(joints, self.train, rng)
         except ValueError as error:

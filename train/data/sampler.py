@@ -4,6 +4,10 @@ The order of an epoch depends only on ``(seed, epoch)``. With several processes,
 batch ``s`` is ``order[s*B:(s+1)*B]`` and process ``r`` takes its ``r``-th slice of it, so
 the samples that make up each global batch do not depend on the process count. Resuming
 part-way through an epoch skips whole batches without touching the data.
+
+With ``tag_epoch`` it yields ``(epoch, index)`` pairs, which ``SkeletonDataset`` accepts:
+the epoch that seeds augmentation then reaches persistent DataLoader workers, whose copy
+of the dataset never sees ``set_epoch``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler):
     def __init__(self, size: int, local_batch: int, *, shuffle: bool, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False):
+                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False,
+                 tag_epoch: bool = False):
         if size < 1:
             raise ValueError("cannot sample from an empty dataset")
         if not 0 <= rank < num_replicas:
@@ -29,6 +34,7 @@ class EpochSampler(Sampler[int]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.drop_last = drop_last
+        self.tag_epoch = tag_epoch
         self.epoch = 0
         self.skip_batches = 0
         global_batch = local_batch * num_replicas
@@ -73,7 +79,9 @@ class EpochSampler(Sampler[int]):
         per_process = self.total // self.num_replicas if self.num_replicas > 1 else self.total
         return math.ceil(per_process / self.local_batch)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
+        if self.tag_epoch:
+            return iter((self.epoch, int(i)) for i in self.local_indices())
         return iter(int(i) for i in self.local_indices())
 
     def __len__(self) -> int:

@@ -15,9 +15,25 @@ diagonal masked out), which is the same quantity without overflow for small ``ta
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 DEFAULT_TAU = 0.4
+
+
+def gather_batch(z: torch.Tensor) -> torch.Tensor:
+    """``z`` of every process, concatenated in rank order (just ``z`` in one process).
+
+    Gradients flow back to each process's own rows. Each process then computes the loss
+    of the global batch; the all_gather backward sums the gradients that every process's
+    copy of that loss sends to a row (world size times the loss's gradient), and DDP's
+    average over processes divides that by the world size again: the parameters get
+    exactly the gradient of the global-batch loss.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return z
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(z.contiguous()), dim=0)
 
 
 def _one_way(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:

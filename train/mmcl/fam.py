@@ -3,7 +3,9 @@
 An MLP (``in -> out -> out`` with a ReLU between, as the reference's 1000 -> 256 -> 256)
 maps the temporal image's feature to the width of the GCN's global skeleton feature; the
 symmetric contrastive loss then pulls each sample's two views together against the other
-samples of the batch.
+samples of the batch. With several processes the batch is the global one (``gather``):
+both features are gathered from every process first, so the negatives and the loss do not
+depend on how many GPUs share the batch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from train.mmcl.contrastive import DEFAULT_TAU, symmetric_contrastive_loss
+from train.mmcl.contrastive import DEFAULT_TAU, gather_batch, symmetric_contrastive_loss
 
 
 class FeatureAlignment(nn.Module):
@@ -29,9 +31,10 @@ class FeatureAlignment(nn.Module):
             nn.Linear(out_features, out_features),
         )
 
-    def forward(self, skeleton_feature: torch.Tensor,
-                rgb_feature: torch.Tensor) -> torch.Tensor:
-        """Contrastive loss between (N, out) skeleton and (N, in) RGB features."""
+    def forward(self, skeleton_feature: torch.Tensor, rgb_feature: torch.Tensor,
+                gather: bool = True) -> torch.Tensor:
+        """Contrastive loss between (N, out) skeleton and (N, in) RGB features; with
+        ``gather``, over the batches of all processes together (see ``gather_batch``)."""
         if rgb_feature.ndim != 2 or rgb_feature.shape[1] != self.in_features:
             raise ValueError(f"FAM expects RGB features of width {self.in_features}, got "
                              f"shape {tuple(rgb_feature.shape)}")
@@ -40,4 +43,6 @@ class FeatureAlignment(nn.Module):
                              f"{self.out_features} (the GCN's last block), got shape "
                              f"{tuple(skeleton_feature.shape)}")
         projected = self.mlp(rgb_feature.to(self.mlp[0].weight.dtype))
+        if gather:
+            skeleton_feature, projected = gather_batch(skeleton_feature), gather_batch(projected)
         return symmetric_contrastive_loss(skeleton_feature, projected, self.tau)

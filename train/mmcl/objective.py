@@ -43,6 +43,7 @@ class MMCLSettings:
     lambda_contrastive: float = 0.1         # lambda1
     lambda_refine: float = 0.2              # lambda2
     tau: float = DEFAULT_TAU                # contrastive temperature
+    fam_global_batch: bool = True           # several processes: contrast the global batch
     skeleton_width: int = 256               # the GCN's global feature width (CTR-GCN: 256)
     rgb_cache: str | None = None            # rgb-features cache name (None: the only one)
     llm_cache: str | None = None            # llm-features cache name (None: the only one)
@@ -76,7 +77,7 @@ class MMCLSettings:
     def validate(self) -> None:
         def fail(message: str) -> None:
             raise ConfigError(f"objective.options.{message}")
-        for name in ("fam", "frm", "frm_input_norm", "skip_missing"):
+        for name in ("fam", "frm", "fam_global_batch", "frm_input_norm", "skip_missing"):
             if not isinstance(getattr(self, name), bool):
                 fail(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name in ("lambda_contrastive", "lambda_refine", "tau"):
@@ -178,7 +179,8 @@ class MMCLObjective(nn.Module):
         if self.fam is not None:
             rgb = self.encoder(batch[IMAGE_KEY]) if self.encoder is not None else batch[RGB_KEY]
             losses["contrastive"] = (self.settings.lambda_contrastive
-                                     * self.fam(skeleton_feature.float(), rgb.float()))
+                                     * self.fam(skeleton_feature.float(), rgb.float(),
+                                                gather=self.settings.fam_global_batch))
         if self.frm is not None:
             refined = self.frm(logits.float(), batch[LLM_KEY], batch.get(LLM_COUNTS_KEY))
             losses["refine"] = self.settings.lambda_refine * F.cross_entropy(refined, label)

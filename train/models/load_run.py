@@ -2,8 +2,8 @@
 
 A run directory holds ``config.yaml`` (the resolved config) and ``checkpoints/best.pt`` /
 ``checkpoints/last.pt`` (see ``train.checkpoint``) whose ``"model"`` entry is the backbone's
-state dict. Checkpoints are read with ``torch.load(weights_only=True)`` and checked key by
-key before loading.
+state dict. Checkpoints are chosen by ``train.checkpoint.resolve_checkpoint``, read with
+``torch.load(weights_only=True)`` and checked key by key before loading.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from torch import nn
 
-from train.checkpoint import load_checkpoint
+from train.checkpoint import (CONFIG_FILE, TEST_SELECTED_WARNING, load_checkpoint,
+                              resolve_checkpoint, selected_on)
 from train.config import TrainConfig, load_yaml
 from train.errors import CheckpointError, ConfigError
 from train.modeling import build_backbone, model_info
@@ -22,9 +23,6 @@ from train.models.reference_import import load_checked, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_CHOICES = ("auto", "best", "last")
 # model_info entries that decide the weights' names and shapes (dropout does not)
 WEIGHT_SHAPING = ("name", "num_classes", "layout", "num_persons", "in_channels")
 
@@ -39,44 +37,28 @@ class LoadedRun:
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config a run directory recorded."""
-    path = Path(run_dir) / CONFIG_NAME
+    path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: {CONFIG_NAME} is missing")
+        raise ConfigError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
     try:
         return TrainConfig.from_dict(load_yaml(path))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
 
 
-def find_checkpoint(run_dir: str | Path, checkpoint: str | Path = "auto") -> Path:
-    """``best``/``last`` in ``RUN_DIR/checkpoints``, ``auto`` (best, else last), or a path."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if str(checkpoint) not in CHECKPOINT_CHOICES:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist")
-        return path
-    names = ["best.pt", "last.pt"] if checkpoint == "auto" else [f"{checkpoint}.pt"]
-    for name in names:
-        if (folder / name).is_file():
-            if checkpoint == "auto" and name == "last.pt":
-                log.info("no best.pt in %s: using last.pt", folder)
-            return folder / name
-    raise CheckpointError(f"no {' or '.join(names)} in {folder}: has the run saved a "
-                          "checkpoint yet?")
-
-
 def load_run(run_dir: str | Path, checkpoint: str | Path = "auto") -> LoadedRun:
     """The run's backbone with the chosen checkpoint's weights, in eval mode."""
     config = read_run_config(run_dir)
-    path = find_checkpoint(run_dir, checkpoint)
+    path = resolve_checkpoint(run_dir, checkpoint)
     payload = load_checkpoint(path)
+    if checkpoint == "best" and payload.get("kind") == "best" and selected_on(payload) == "test":
+        log.warning("%s", TEST_SELECTED_WARNING.format(path=path))
     recorded = payload.get("model_info")
     expected = {key: value for key, value in model_info(config).items()
                 if key in WEIGHT_SHAPING}
     if isinstance(recorded, dict) and any(recorded.get(k) != v for k, v in expected.items()):
         differences = ", ".join(f"{key}: {recorded.get(key)!r} in the checkpoint, "
-                                f"{value!r} in {CONFIG_NAME}"
+                                f"{value!r} in {CONFIG_FILE}"
                                 for key, value in expected.items()
                                 if recorded.get(key) != value)
         raise CheckpointError(f"{path} was not made by this run's model ({differences})")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.errors import CheckpointError
+from train.errors import CheckpointError, error_summary
 
 NPZ_PREFIX = "state_dict/"
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
@@ -55,10 +55,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return _read_npz(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile,
+    except pickle.UnpicklingError as error:   # torch's text would suggest unsafe loading
+        raise CheckpointError(f"{path}: not a readable tensors-only PyTorch checkpoint "
+                              "(or corrupt)") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile,
             OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable weights-only PyTorch checkpoint "
-                              f"({type(error).__name__}: {_first_line(error)})") from error
+                              f"({type(error).__name__}: {error_summary(error)})") from error
     return unwrap_state_dict(loaded, source=str(path))
 
 
@@ -169,7 +172,7 @@ def _read_npz(path: Path) -> dict[str, torch.Tensor]:
             arrays = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise CheckpointError(f"{path}: not a readable .npz archive "
-                              f"({type(error).__name__}: {_first_line(error)})") from error
+                              f"({type(error).__name__}: {error_summary(error)})") from error
     prefixed = {key[len(NPZ_PREFIX):]: value for key, value in arrays.items()
                 if key.startswith(NPZ_PREFIX)}
     state = prefixed if prefixed else arrays
@@ -209,8 +212,3 @@ def _list_keys(keys: list[str]) -> str:
     shown = ", ".join(keys[:MAX_KEYS_SHOWN])
     more = len(keys) - MAX_KEYS_SHOWN
     return shown + (f" (and {more} more)" if more > 0 else "")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
