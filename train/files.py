@@ -1,8 +1,8 @@
 """Durable, atomic file writes for run directories and reports.
 
-Write to a temporary sibling, flush and ``fsync`` it, ``os.replace`` it over the target,
-then ``fsync`` the folder so the rename itself survives a crash or power loss. Readers see
-the old file or the new one, never a truncated one.
+The same mechanism as the cache store's (``data_manifest.store.publish``): write to a
+temporary sibling, fsync it, ``os.replace`` it over the target and fsync the folder, so
+readers see the old file or the new one, never a truncated one.
 """
 
 from __future__ import annotations
@@ -11,37 +11,20 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-
-def fsync_dir(folder: str | os.PathLike) -> None:
-    """Persist a folder's entries (a rename into it); a no-op where folders cannot be
-    opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from data_manifest.store import publish, temporary_path
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(handle)`` on a temporary binary file, then move it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         with open(tmp, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
+        tmp.unlink(missing_ok=True)
     return path
 
 
