@@ -107,3 +107,17 @@ def copy_model(source: Path, target: Path, *, without: tuple[str, ...] = ()) -> 
     for name in without:
         (target / name).unlink()
     return target
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny BLIP VQA, Qwen2-VL-style and ResNet models saved once per test module."""
+    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Workdir:
+    """Five samples in shards of 2, 2 and 1, with a finished 200x48 stitch cache."""
+    workdir = make_workdir(tmp_path, num_samples=5, shard_size=2)
+    write_stitch_cache(workdir, width=200, height=48)
+    return workdir

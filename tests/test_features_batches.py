@@ -8,8 +8,7 @@ from click.testing import CliRunner
 
 from data_manifest.errors import MissingCacheError
 from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES, STITCH
-from features_factories import (make_workdir, one_torch_thread, tiny_models,
-                                write_stitch_cache)  # noqa: F401 (fixture)
+from features_factories import (models, one_torch_thread, workdir, write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.models.errors import ModelRunError
 from pipeline.stages.llm_features import LlmFeatureTask, cache_llm_features
@@ -19,16 +18,6 @@ from pipeline.stages.run_all import parse_config, stage_options
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    workdir = make_workdir(tmp_path, num_samples=5, shard_size=2)     # shards 2, 2, 1
-    write_stitch_cache(workdir, width=200, height=48)
-    return workdir
 
 
 def _shards(workdir, stage):

@@ -6,7 +6,7 @@ import torch
 
 from data_manifest.errors import StaleCacheError
 from data_manifest.schemas import LLM_FEATURES
-from features_factories import (QUESTION, make_workdir, one_torch_thread, tiny_models,
+from features_factories import (QUESTION, make_workdir, models, one_torch_thread, workdir,
                                 write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.models.errors import BatchTooLargeError
 from pipeline.stages.llm_features import LlmFeatureTask, cache_llm_features
@@ -17,16 +17,6 @@ QUESTIONS = [QUESTION, "what is the person doing?"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    workdir = make_workdir(tmp_path, num_samples=5, shard_size=2)     # shards 2, 2, 1
-    write_stitch_cache(workdir, width=200, height=48)
-    return workdir
 
 
 def _read_all(workdir, result):

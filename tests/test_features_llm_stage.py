@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from data_manifest.errors import MissingCacheError
 from data_manifest.schemas import LLM_FEATURE_FIELDS, LLM_FEATURES
-from features_factories import (QUESTION, jpeg_bytes, make_workdir, one_torch_thread,
-                                tiny_models, write_stitch_cache)  # noqa: F401 (fixture)
+from features_factories import (QUESTION, jpeg_bytes, make_workdir, models, one_torch_thread,
+                                workdir, write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.models.errors import ModelError
 from pipeline.models.registry import load_vlm
@@ -23,16 +23,6 @@ QUESTIONS = [QUESTION, "what is the person doing?"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    workdir = make_workdir(tmp_path, num_samples=5, shard_size=2)     # shards 2, 2, 1
-    write_stitch_cache(workdir, width=200, height=48)
-    return workdir
 
 
 def _read_all(workdir, result):

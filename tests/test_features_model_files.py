@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from features_factories import (copy_model, make_workdir, one_torch_thread, tiny_models,
+from features_factories import (copy_model, make_workdir, models, one_torch_thread,
                                 write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.models.devices import batch_memory_guard
@@ -21,10 +21,6 @@ from pipeline.stages.rgb_features import cache_rgb_features
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 def _revision(path):

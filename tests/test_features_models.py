@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from features_factories import QUESTION, one_torch_thread, random_images, tiny_models  # noqa: F401 (fixture)
+from features_factories import (QUESTION, models, one_torch_thread,  # noqa: F401 (fixtures)
+                                random_images)
 from pipeline.models.errors import ModelError
 from pipeline.models.image_encoder import ImageEncoder, check_encoder
 from pipeline.models.registry import BLIP_VQA, CHAT, load_vlm, vlm_kind
@@ -18,10 +19,6 @@ QUESTIONS = [QUESTION, "what is the person doing?"]     # different token length
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 def _load(path, **kwargs):

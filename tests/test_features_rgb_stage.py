@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from data_manifest.errors import MissingCacheError
 from data_manifest.schemas import RGB_FEATURES
-from features_factories import (jpeg_bytes, make_workdir, one_torch_thread, tiny_models,
+from features_factories import (jpeg_bytes, make_workdir, models, one_torch_thread, workdir,
                                 write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.models.errors import ModelError
@@ -18,16 +18,6 @@ from pipeline.stages.rgb_features import RgbFeatureTask, cache_rgb_features
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    workdir = make_workdir(tmp_path, num_samples=5, shard_size=2)
-    write_stitch_cache(workdir, width=200, height=48)
-    return workdir
 
 
 def _features(workdir, result):

@@ -6,8 +6,8 @@ import yaml
 from click.testing import CliRunner
 
 from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES
-from features_factories import (QUESTION, jpeg_bytes, make_workdir, one_torch_thread,
-                                tiny_models, write_stitch_cache)  # noqa: F401 (fixture)
+from features_factories import (QUESTION, jpeg_bytes, make_workdir, models, one_torch_thread,
+                                write_stitch_cache)  # noqa: F401 (fixture)
 from pipeline.cli.main import cli
 from pipeline.stages.llm_features import LlmFeatureTask
 from pipeline.stages.rgb_features import RgbFeatureTask
@@ -17,10 +17,6 @@ from pipeline.stages.run_all import (RUN_STAGES, StageFailedError, parse_config,
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 def test_every_stage_function_is_wired():
