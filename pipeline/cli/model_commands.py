@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from pipeline.cli.options import stage_options
 from pipeline.models.errors import BatchTooLargeError, ModelRunError
 from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
@@ -25,25 +26,10 @@ def _refuse_jobs(ctx, param, value):
 
 
 def model_stage_options(function):
-    """--skip-failures, --retry-failures, --overwrite, --no-progress, --rebuild; and
-    -j/--jobs, hidden and refused above 1 with the reason (the other stage commands take
-    it: :func:`pipeline.cli.options.stage_options`)."""
-    options = [
-        click.option("-j", "--jobs", type=int, hidden=True, expose_value=False,
-                     callback=_refuse_jobs),
-        click.option("--skip-failures", is_flag=True,
-                     help="Exit 0 even if some samples failed (they stay in the ledger)."),
-        click.option("--retry-failures", is_flag=True,
-                     help="Redo finished shards that recorded failed samples."),
-        click.option("--overwrite", is_flag=True,
-                     help="Delete a cache made with other settings and rebuild it."),
-        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
-        click.option("--rebuild", is_flag=True,
-                     help="Delete this cache even if its settings match, and rebuild it."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    """The stage options of :func:`pipeline.cli.options.stage_options`, with -j/--jobs
+    hidden and refused above 1 with the reason (each worker would load its own model)."""
+    return stage_options(function, jobs_option=click.option(
+        "-j", "--jobs", type=int, hidden=True, expose_value=False, callback=_refuse_jobs))
 
 
 def model_errors_exit(function):

@@ -13,16 +13,20 @@ from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
 USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError)
 
 
-def stage_options(function):
+JOBS_OPTION = click.option("-j", "--jobs", default=1, type=click.IntRange(1),
+                           help="Worker processes; each writes its own shards.")
+
+
+def stage_options(function, jobs_option=JOBS_OPTION):
     """-j/--jobs, --skip-failures, --retry-failures, --overwrite, --no-progress, --rebuild.
 
-    ``--rebuild`` is added only to commands whose function takes a ``rebuild`` parameter
-    (and passes it on to :func:`pipeline.stage_runner.run_stage`), so a command is never
-    handed an argument it does not accept.
+    ``jobs_option`` lets a command take -j its own way (the model stages refuse more
+    than one worker). ``--rebuild`` is added only to commands whose function takes a
+    ``rebuild`` parameter (and passes it on to :func:`pipeline.stage_runner.run_stage`),
+    so a command is never handed an argument it does not accept.
     """
     options = [
-        click.option("-j", "--jobs", default=1, type=click.IntRange(1),
-                     help="Worker processes; each writes its own shards."),
+        jobs_option,
         click.option("--skip-failures", is_flag=True,
                      help="Exit 0 even if some samples failed (they stay in the ledger)."),
         click.option("--retry-failures", is_flag=True,
