@@ -28,6 +28,7 @@ import yaml
 from data_manifest.layouts import LAYOUTS
 from train.errors import ConfigError
 from train.presets import PRESETS
+from train.tracking import parse_log_with
 
 MODALITIES = ("joint", "bone", "joint-motion", "bone-motion")
 FEEDERS = ("ntu", "nw-ucla")
@@ -98,6 +99,9 @@ class RunConfig:
     find_unused_parameters: bool = False  # DDP setting, for objectives that skip parameters
     sync_bn: bool = False                 # several processes: BatchNorm statistics over the
                                           # global batch (SyncBatchNorm), not per process
+    log_with: str = "auto"                # trackers: auto (tensorboard if installed), none,
+                                          # all, or a list: tensorboard,wandb,mlflow
+    log_every_steps: int = 50             # trackers also get the loss every N steps; 0 = off
 
 
 @dataclass
@@ -218,6 +222,7 @@ def validate(config: TrainConfig) -> None:
     _choice("data.modality", d.modality, MODALITIES)
     _choice("model.layout", m.layout, tuple(LAYOUTS))
     _choice("run.mixed_precision", r.mixed_precision, MIXED_PRECISION)
+    parse_log_with(r.log_with)
     for where, interval in (("data.p_interval_train", d.p_interval_train),
                             ("data.p_interval_test", d.p_interval_test)):
         if len(interval) not in (1, 2) or not all(0 < p <= 1 for p in interval):
@@ -247,6 +252,7 @@ def validate(config: TrainConfig) -> None:
                          ("schedule.warmup_epochs", s.warmup_epochs),
                          ("run.checkpoint_every_steps", r.checkpoint_every_steps),
                          ("run.eval_every_epochs", r.eval_every_epochs),
+                         ("run.log_every_steps", r.log_every_steps),
                          ("optim.weight_decay", o.weight_decay),
                          ("optim.grad_clip", o.grad_clip), ("model.dropout", m.dropout)):
         if value < 0:

@@ -42,6 +42,7 @@ from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.schedule import build_scheduler
 from train.scoring import score_dataset
+from train.tracking import RunTracking
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ DATA_FILE = "data.json"           # sample counts per part and the samples left 
 INIT_FILE = "init.json"           # what model.init_from loaded and what it left fresh
 # keys that may change when a run is resumed: they do not change what is learned
 RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
-                    "run.eval_every_epochs", "schedule.epochs")
+                    "run.eval_every_epochs", "run.log_with", "run.log_every_steps",
+                    "schedule.epochs")
 
 
 @dataclass
@@ -61,7 +63,7 @@ class StepState:
     epoch: int            # 0-based epoch in progress
     step_in_epoch: int    # steps done in this epoch
     global_step: int
-    losses: dict[str, float]
+    losses: dict[str, float]   # "loss" and "loss_<term>": this step's global-batch means
 
 
 @dataclass
@@ -72,6 +74,7 @@ class TrainResult:
     best: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
     init: dict[str, Any] | None = None     # model.init_from as applied by this call, if it was
+    trackers: list[str] = field(default_factory=list)   # experiment trackers it logged to
 
 
 # --------------------------------------------------------------------------- run dir
@@ -121,7 +124,8 @@ def _write_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- accelerator
 
 
-def make_accelerator(config: TrainConfig) -> Accelerator:
+def make_accelerator(config: TrainConfig, trackers: list | None = None) -> Accelerator:
+    """The run's Accelerator; ``trackers`` (``train.tracking``) go to ``log_with``."""
     precision = config.run.mixed_precision
     if precision == "auto":
         if torch.cuda.is_available():
@@ -133,7 +137,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     # cpu=True on CPU-only machines lets `accelerate launch`/`torchrun` run several CPU
     # processes (gloo); otherwise accelerate treats them as independent single runs.
     return Accelerator(mixed_precision=precision, kwargs_handlers=handlers,
-                       cpu=not torch.cuda.is_available())
+                       cpu=not torch.cuda.is_available(), log_with=trackers or None)
 
 
 # --------------------------------------------------------------------------- training
@@ -143,11 +147,12 @@ class _Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, accelerator: Accelerator,
                  model_builder: ModelBuilder,
                  on_step_end: Callable[[StepState], None] | None,
-                 plan: ObjectivePlan | None):
+                 plan: ObjectivePlan | None, tracking: RunTracking):
         self.config = config
         self.run_dir = run_dir
         self.acc = accelerator
         self.on_step_end = on_step_end
+        self.tracking = tracking
         set_seed(config.run.seed)
         self.plan = plan or build_objective(config)
         self.data: DataBundle = load_data(config, self.plan.extras, self.plan.skip_missing)
@@ -298,7 +303,7 @@ class _Trainer:
         for epoch in range(self.epoch, epochs):
             self.train_epoch(epoch)
         return TrainResult(self.run_dir, self.epoch, self.global_step, self.best,
-                           self.history, self.init)
+                           self.history, self.init, self.tracking.names)
 
     def train_epoch(self, epoch: int) -> None:
         cfg = self.config
@@ -329,6 +334,7 @@ class _Trainer:
             self.global_step += 1
             if not bar.disable and self.step_in_epoch % 10 == 0:
                 bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.4g}")
+            self.tracking.log_step(self.global_step, values)
             every = cfg.run.checkpoint_every_steps
             if every and self.global_step % every == 0 and self.step_in_epoch < total_batches:
                 self.save_last()
@@ -342,6 +348,7 @@ class _Trainer:
         self.elapsed_before = 0.0
         metrics = self._epoch_metrics(epoch, lr, elapsed)
         self.history.append(metrics)
+        self.tracking.log_epoch(metrics)
         if self.acc.is_main_process:
             _write_metrics(self.run_dir, self.history)
             if cfg.run.progress:
@@ -374,7 +381,9 @@ class _Trainer:
         names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
         for name, value in zip(names, stats):
             self.totals[name] = self.totals.get(name, 0.0) + value
-        return {"loss": stats[0] / max(stats[3], 1)}
+        n = max(stats[3], 1)
+        return {"loss": stats[0] / n,
+                **{name: value / n for name, value in zip(names[4:], stats[4:])}}
 
     def _stop_non_finite(self, local_loss: float, batch: dict[str, Any], epoch: int) -> None:
         hint = ("lower optim.lr or lengthen schedule.warmup_epochs, set optim.grad_clip, or "
@@ -484,11 +493,12 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
     """
     run_dir = Path(run_dir)
     config = prepare_run_dir(run_dir, config)
-    accelerator = make_accelerator(config)
+    tracking = RunTracking(config.run.log_with, run_dir, config.run.log_every_steps)
+    accelerator = make_accelerator(config, tracking.trackers)
     # built before the run dir is written: a run that cannot start (data, model.init_from)
     # leaves no config.yaml behind, so it can be retried with other options
     trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
-                       on_step_end, objective_plan)
+                       on_step_end, objective_plan, tracking)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / CONFIG_FILE, config.to_yaml())
@@ -506,4 +516,9 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)
     if trainer.epoch == 0 and trainer.step_in_epoch == 0 and accelerator.is_main_process:
         _write_metrics(run_dir, [])
-    return trainer.run()
+    if trainer.epoch < config.schedule.epochs:
+        tracking.start(accelerator, config.to_dict(), trainer.global_step)
+    try:
+        return trainer.run()
+    finally:
+        tracking.finish()

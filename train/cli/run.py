@@ -42,19 +42,25 @@ from train.presets import PRESETS
 @click.option("--skip-missing", is_flag=True,
               help="MMCL: train without the samples a feature cache lacks (counted and "
                    "reported) instead of stopping with their list.")
+@click.option("--log-with", default=None, metavar="TRACKERS",
+              help="Experiment trackers: auto (TensorBoard when installed), none, all (every "
+                   "installed one), or a comma-separated list of tensorboard, wandb, mlflow; "
+                   "same as --set run.log_with=... [default: the config's, auto]. W&B runs "
+                   "offline unless WANDB_MODE is set.")
 @click.option("--print-config", is_flag=True,
               help="Print the resolved config as YAML and exit without training.")
 @user_errors_exit
 def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         overrides: tuple[str, ...], workdir: Path | None, modality: str | None,
         init_from: Path | None, mmcl: bool, no_fam: bool, no_frm: bool, skip_missing: bool,
-        print_config: bool) -> None:
+        log_with: str | None, print_config: bool) -> None:
     """Train into RUN_DIR; if RUN_DIR already holds a run, resume it where it stopped.
 
     A new run needs a preset or a config file (and a WORKDIR). RUN_DIR receives
-    config.yaml (the resolved config), metrics.jsonl (one line per epoch) and
-    checkpoints/{last,best}.pt. Runs unchanged under `accelerate launch` for several
-    GPUs or nodes; optim.batch_size is the global batch (see docs/training.md).
+    config.yaml (the resolved config), metrics.jsonl (one line per epoch),
+    checkpoints/{last,best}.pt and the trackers' logs (tensorboard/ by default). Runs
+    unchanged under `accelerate launch` for several GPUs or nodes; optim.batch_size is the
+    global batch (see docs/training.md).
     """
     from train.loop import CONFIG_FILE, train
 
@@ -67,6 +73,8 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         shortcuts.setdefault("model", {})["init_from"] = str(init_from.resolve())
     if mmcl:
         shortcuts.setdefault("objective", {})["name"] = "mmcl"
+    if log_with is not None:
+        shortcuts.setdefault("run", {})["log_with"] = log_with
     for flag, option, value in ((no_fam, "fam", False), (no_frm, "frm", False),
                                 (skip_missing, "skip_missing", True)):
         if flag:
@@ -107,3 +115,8 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
                    f"(epoch {result.best['epoch']})")
     click.echo(f"checkpoints: {run_dir / 'checkpoints'}; metrics: "
                f"{run_dir / 'metrics.jsonl'}")
+    if "tensorboard" in result.trackers:
+        click.echo(f"tensorboard: tensorboard --logdir {run_dir / 'tensorboard'}")
+    for name in result.trackers:
+        if name != "tensorboard":
+            click.echo(f"{name}: see {run_dir / 'trackers.json'} for the run id")
