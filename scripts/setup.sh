@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install the toolkit with its test extras.
+# Create .venv (once) and install the toolkit with its test, onnx and trackers extras.
 # CPU machines get the CPU build of PyTorch through constraints-cpu.txt; set
 # MMCL_CONSTRAINTS= (empty) to let pip choose your own torch build (e.g. CUDA).
 set -euo pipefail
@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 constraints=${MMCL_CONSTRAINTS-constraints-cpu.txt}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q ${constraints:+-c "$constraints"} -e ".[test,onnx]"
+.venv/bin/python -m pip install -q ${constraints:+-c "$constraints"} -e ".[test,onnx,trackers]"

@@ -235,7 +235,7 @@ def test_mlflow_logs_to_the_run_dir_and_a_resumed_run_reuses_its_run_id(workdir,
               model_builder=tiny_builder)
         params.append(len(fake_mlflow.params))
     assert fake_mlflow.started == [None, "run-1"]
-    assert fake_mlflow.uris == [(run_dir.resolve() / "mlruns").as_uri()] * 2
+    assert fake_mlflow.uris == [f"sqlite:///{run_dir.resolve() / 'mlflow.db'}"] * 2
     assert params[0] > 0 and params[1] == params[0]     # parameters are set once per run
     assert {"optim.lr": 0.05}.items() <= fake_mlflow.params[0].items()
     assert [step for step, values in fake_mlflow.metrics if "loss/total" in values] == [6, 12]

@@ -6,6 +6,8 @@ Layout of a run directory::
     RUN_DIR/metrics.jsonl            one line per epoch
     RUN_DIR/data.json                samples per split part, samples left out and why
     RUN_DIR/init.json                what ``model.init_from`` loaded and left fresh (if set)
+    RUN_DIR/trackers.json            experiment trackers used and their run ids
+                                     (``train.tracking``); TensorBoard: RUN_DIR/tensorboard/
     RUN_DIR/checkpoints/last.pt      full training state, rewritten every epoch (and every
                                      ``run.checkpoint_every_steps`` steps)
     RUN_DIR/checkpoints/best.pt      weights of the best epoch so far (no optimizer state)
@@ -102,6 +104,14 @@ def selected_on(payload: Mapping[str, Any]) -> str | None:
         metric = str((payload.get("best") or {}).get("metric", ""))
         value = metric.split("_")[0] if metric.startswith(("val_", "test_")) else None
     return value
+
+
+def global_step_of(payload: Mapping[str, Any]) -> int | None:
+    """The optimizer step a checkpoint's weights come from (None if it does not say)."""
+    position = payload.get("position") or {}
+    if "global_step" in position:
+        return position["global_step"]
+    return (payload.get("metrics") or {}).get("global_step")
 
 
 TEST_SELECTED_WARNING = ("{path} was chosen as best on the test set (the run has no "

@@ -4,12 +4,22 @@ The fused score of a sample is ``sum_i w_i * s_i`` over streams ``i`` (raw logit
 CTR-GCN's ensemble, or softmax probabilities with ``softmax=True``). Weights are given,
 or searched on a held-out set (scores of the same streams on other samples) by
 coordinate ascent over a grid, so the test set never chooses them.
+
+``train ensemble --output fused.npz`` also writes ``fused.json`` beside the scores, the
+record ``train compare`` reads: format ``"mmcl-ensemble"``, version 1, ``streams`` (per
+scores file: its path and, from the ``train eval`` report beside it when there is one,
+run_dir, checkpoint, epoch, part, selected_on, modality), ``weights``, ``weights_from``
+(given, searched or equal), ``heldout`` (the files the weights were searched on),
+``softmax``, ``top1``, ``top5``, ``num_samples``, ``stream_top1``, ``heldout_top1``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -17,6 +27,10 @@ from train.errors import TrainError
 from train.scoring import Scores
 
 DEFAULT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+RECORD_FORMAT = "mmcl-ensemble"
+RECORD_VERSION = 1
+# what a stream's record takes from the `train eval` report (metrics.json) beside its scores
+STREAM_KEYS = ("run_dir", "checkpoint", "epoch", "part", "selected_on", "modality")
 
 
 @dataclass
@@ -125,3 +139,42 @@ def ensemble(streams: Sequence[Scores], *, weights: Sequence[float] | None = Non
     return EnsembleResult(weights=list(weights), fused=fused, top1=fused.top(1),
                           top5=fused.top(5), stream_top1=[s.top(1) for s in streams],
                           heldout_top1=heldout_top1)
+
+
+def stream_record(scores_path: str | os.PathLike) -> dict[str, Any]:
+    """A scores file and what the ``train eval`` report beside it says about it."""
+    path = Path(scores_path).resolve()
+    record: dict[str, Any] = {"scores": str(path)}
+    report = path.parent / "metrics.json"
+    if report.is_file():
+        try:
+            metrics = json.loads(report.read_text())
+        except ValueError:
+            metrics = {}
+        record.update({key: metrics.get(key) for key in STREAM_KEYS})
+    return record
+
+
+def ensemble_record(result: EnsembleResult, scores: Sequence[str | os.PathLike],
+                    heldout: Sequence[str | os.PathLike] | None, softmax: bool,
+                    given_weights: bool) -> dict[str, Any]:
+    return {"format": RECORD_FORMAT, "version": RECORD_VERSION,
+            "streams": [stream_record(path) for path in scores],
+            "weights": list(result.weights),
+            "weights_from": "searched" if heldout else "given" if given_weights else "equal",
+            "heldout": [stream_record(path) for path in heldout] if heldout else None,
+            "softmax": softmax, "top1": result.top1, "top5": result.top5,
+            "num_samples": len(result.fused.ids), "stream_top1": result.stream_top1,
+            "heldout_top1": result.heldout_top1}
+
+
+def read_ensemble_record(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise TrainError(f"{path} is not a readable ensemble record ({error})") from error
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise TrainError(f"{path} is not an ensemble record (no format {RECORD_FORMAT!r}); "
+                         "`train ensemble --output FUSED.npz` writes FUSED.json")
+    return record

@@ -2,8 +2,9 @@
 
 Outputs (default ``RUN_DIR/eval/<part>-<checkpoint>/``)::
 
-    metrics.json     top-1, top-5, sample count, checkpoint, epoch and, for a best
-                     checkpoint, ``selected_on`` (val or test: the part it was chosen on)
+    metrics.json     top-1, top-5, sample count, run, checkpoint, its epoch and global step
+                     and, for a best checkpoint, ``selected_on`` (val or test: the part it
+                     was chosen on)
     per_class.csv    class, name, samples, correct, accuracy
     confusion.csv    counts, rows = true class, columns = predicted class
     confusion.png    row-normalised picture of the same
@@ -23,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from train.checkpoint import (TEST_SELECTED_WARNING, load_checkpoint, resolve_checkpoint,
-                              selected_on)
+from train.checkpoint import (TEST_SELECTED_WARNING, global_step_of, load_checkpoint,
+                              resolve_checkpoint, selected_on)
 from train.config import TrainConfig, deep_merge
 from train.data.dataset import PARTS, load_data
 from train.errors import TrainError
@@ -101,8 +102,10 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
     result = EvalResult(out, scores.top(1), scores.top(5), len(scores.ids), scores,
                         confusion, per_class, class_names, path, chosen_on, warnings)
     if accelerator.is_main_process:
-        _write_reports(result, class_names, {"checkpoint": str(path), "part": part,
+        _write_reports(result, class_names, {"run_dir": str(Path(run_dir).resolve()),
+                                             "checkpoint": str(path), "part": part,
                                              "epoch": state.get("epoch"),
+                                             "global_step": global_step_of(state),
                                              "selected_on": chosen_on,
                                              "workdir": config.data.workdir,
                                              "modality": config.data.modality})

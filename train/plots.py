@@ -1,4 +1,12 @@
-"""A confusion-matrix picture drawn with Pillow (no plotting library needed)."""
+"""Figures of the trainer (confusion matrices here, training curves in ``train.curves``),
+all drawn with matplotlib.
+
+matplotlib is the one plotting library: it gives real axes, ticks, legends and colour
+bars, and writes PNG, SVG or PDF from the same code (the file's suffix decides), which a
+paper figure needs; OpenCV or Pillow drawing would mean keeping a small plotting library
+of our own. Figures are built on matplotlib's object API with the Agg canvas (no pyplot
+state, no display needed) and written atomically.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +15,67 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+
+from train.errors import TrainError
+from train.files import write_atomic
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas, ``width`` x ``height`` inches at 100 dpi."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Write ``figure`` to ``path`` (PNG, SVG or PDF by suffix), atomically."""
+    path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in FORMATS:
+        raise TrainError(f"{path}: the picture must end in .{', .'.join(FORMATS)}")
+    return write_atomic(path, lambda handle: figure.savefig(handle, format=kind,
+                                                            bbox_inches="tight"))
 
 
 def draw_confusion(matrix: np.ndarray, path: str | os.PathLike, *,
                    class_names: Sequence[str] | None = None, title: str = "") -> Path:
-    """Row-normalised confusion matrix (rows: true class, columns: predicted) as a PNG.
+    """Row-normalised confusion matrix (rows: true class, columns: predicted) as a picture.
 
-    Cells go from white (0) to dark blue (1); with few classes each cell shows its
-    percentage. Axis labels are class indices; the legend lists names when given.
+    Cells go from white (0) to dark blue (1), with a colour bar; up to 20 classes each cell
+    shows its percentage and up to 30 the axes name the classes, beyond that they show
+    class indices.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     classes = matrix.shape[0]
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    cell = int(np.clip(720 // max(classes, 1), 4, 48))
-    font = ImageFont.load_default()
-    margin_left, margin_top = 48, 40
+    side = float(np.clip(2.5 + 0.09 * classes, 4.0, 14.0))
+    figure = new_figure(side + 1.2, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02, label="share of the true class")
     names = list(class_names or [])
-    legend_width = 260 if names and classes <= 60 else 0
-    width = margin_left + classes * cell + 16 + legend_width
-    height = max(margin_top + classes * cell + 36, margin_top + 12 * len(names) + 20
-                 if legend_width else 0)
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((margin_left, 8), title or "confusion matrix (rows: true, columns: predicted)",
-              fill="black", font=font)
-    for i in range(classes):
-        for j in range(classes):
-            value = share[i, j]
-            colour = tuple(int(255 - value * (255 - c)) for c in (8, 48, 107))
-            x0, y0 = margin_left + j * cell, margin_top + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=colour)
-            if cell >= 28 and matrix[i, j] > 0:
-                draw.text((x0 + 3, y0 + cell // 2 - 5), f"{100 * value:.0f}",
-                          fill="white" if value > 0.5 else "black", font=font)
-    step = max(1, int(np.ceil(12 / cell)))
-    for k in range(0, classes, step):
-        draw.text((4, margin_top + k * cell + max(cell // 2 - 5, 0)), str(k), fill="black",
-                  font=font)
-        draw.text((margin_left + k * cell, margin_top + classes * cell + 4), str(k),
-                  fill="black", font=font)
-    draw.rectangle([margin_left - 1, margin_top - 1, margin_left + classes * cell,
-                    margin_top + classes * cell], outline="black")
-    if legend_width:
-        x = margin_left + classes * cell + 16
-        for k, name in enumerate(names):
-            draw.text((x, margin_top + 12 * k), f"{k}: {name}"[:42], fill="black", font=font)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
+    step = max(1, int(np.ceil(classes / 40)))
+    ticks = np.arange(0, classes, step)
+    if len(names) == classes and classes <= 30:
+        labels = [f"{k}: {names[k]}"[:28] for k in ticks]
+        axes.set_xticks(ticks, [str(k) for k in ticks])
+        axes.set_yticks(ticks, labels, fontsize=7)
+    else:
+        axes.set_xticks(ticks, [str(k) for k in ticks], fontsize=7)
+        axes.set_yticks(ticks, [str(k) for k in ticks], fontsize=7)
+    if classes <= 20:
+        for i in range(classes):
+            for j in range(classes):
+                if matrix[i, j] > 0:
+                    axes.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center",
+                              fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title or "confusion matrix (rows: true, columns: predicted)", fontsize=9)
+    return save_figure(figure, path)

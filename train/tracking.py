@@ -16,8 +16,8 @@ error). Only the main process logs. The x-axis is the global optimizer step:
 Nothing needs the network unless the user's tracker does: TensorBoard writes
 ``RUN_DIR/tensorboard/``; W&B runs offline in ``RUN_DIR/wandb/`` unless ``WANDB_MODE`` is
 set (``wandb sync`` uploads them later; project ``WANDB_PROJECT``, default ``mmcl``);
-MLflow logs to ``MLFLOW_TRACKING_URI`` if set, else to the file store ``RUN_DIR/mlruns``
-(experiment ``MLFLOW_EXPERIMENT_NAME``, default ``mmcl``).
+MLflow logs to ``MLFLOW_TRACKING_URI`` if set, else to the SQLite store
+``RUN_DIR/mlflow.db`` (experiment ``MLFLOW_EXPERIMENT_NAME``, default ``mmcl``).
 
 Resuming continues the same tracker runs: ``RUN_DIR/trackers.json`` keeps the W&B run id
 and the MLflow run id, and TensorBoard's writer is opened with ``purge_step`` = the
@@ -46,6 +46,7 @@ TRACKERS = ("tensorboard", "wandb", "mlflow")
 LOG_WITH_WORDS = ("auto", "none", "all")
 RECORD_FILE = "trackers.json"
 TENSORBOARD_DIR = "tensorboard"
+MLFLOW_DB = "mlflow.db"
 # the Python modules that make each tracker usable, and what to install for it
 _MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",),
             "mlflow": ("mlflow",)}
@@ -181,7 +182,7 @@ class RunTracking:
                 tracker.init_kwargs["purge_step"] = global_step + 1
             elif name == "mlflow" and not os.environ.get("MLFLOW_TRACKING_URI"):
                 import mlflow
-                mlflow.set_tracking_uri((self.run_dir / "mlruns").as_uri())
+                mlflow.set_tracking_uri(f"sqlite:///{self.run_dir / MLFLOW_DB}")
         accelerator.init_trackers("mmcl")
         record = dict(self.record)
         for name, tracker in zip(self.names, self.trackers):

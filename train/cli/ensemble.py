@@ -32,15 +32,22 @@ def _weights(text: str | None) -> list[float] | None:
 @click.option("--softmax", is_flag=True,
               help="Fuse softmax probabilities instead of raw scores (logits).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the fused scores here (.npz).")
+              help="Write the fused scores here (.npz), and beside them (.json) the streams, "
+                   "weights and accuracy, which `train compare` reads.")
 @user_errors_exit
 def ensemble_command(scores: tuple[Path, ...], weights: str | None,
                      heldout: tuple[Path, ...], softmax: bool, output: Path | None) -> None:
     """Fuse the scores.npz files of several streams (e.g. joint, bone, joint-motion,
     bone-motion from `train eval`) and report the fused accuracy."""
-    from train.ensemble import ensemble
+    import json
+
+    from train.ensemble import ensemble, ensemble_record
+    from train.files import write_text_atomic
     from train.scores_io import load_scores, save_scores
 
+    if output is not None and output.suffix.lower() == ".json":
+        raise click.BadParameter("the fused scores are .npz; the .json record is written "
+                                 "beside them", param_hint="--output")
     streams = [load_scores(path)[0] for path in scores]
     class_names = load_scores(scores[0])[1]
     held = [load_scores(path)[0] for path in heldout] if heldout else None
@@ -55,4 +62,8 @@ def ensemble_command(scores: tuple[Path, ...], weights: str | None,
                f"{len(result.fused.ids)} samples")
     if output is not None:
         save_scores(output, result.fused, class_names)
-        click.echo(f"fused scores: {output}")
+        record = ensemble_record(result, scores, heldout, softmax, weights is not None)
+        write_text_atomic(output.with_suffix(".json"),
+                          json.dumps(record, indent=2) + "\n")
+        click.echo(f"fused scores: {output}; streams and weights: "
+                   f"{output.with_suffix('.json')}")

@@ -12,6 +12,8 @@ COMMANDS: dict[str, str] = {
     "run": "train.cli.run:run",
     "eval": "train.cli.eval:eval_command",
     "ensemble": "train.cli.ensemble:ensemble_command",
+    "compare": "train.cli.compare:compare_command",
+    "plot": "train.cli.plot:plot_command",
     "export": "train.cli.export:command",
     "predict": "train.cli.predict:command",
 }
