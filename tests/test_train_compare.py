@@ -276,3 +276,13 @@ def test_plot_command(runs, tmp_path):
     assert result.exit_code == 2 and "no finished epoch" in result.output
     result = CliRunner().invoke(cli, ["plot", str(runs / "ntu"), "-o", str(tmp_path / "x.jpg")])
     assert result.exit_code == 2 and "must end in .png, .svg, .pdf" in result.output
+
+
+def test_a_damaged_run_is_a_clear_error(runs, tmp_path):
+    run = tmp_path / "plain-joint"
+    shutil.copytree(runs / "ucla" / "plain-joint", run)
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 3, "loss\n')
+    result = CliRunner().invoke(cli, ["compare", str(run)])
+    assert result.exit_code == 2
+    assert f"{run}: data.json or metrics.jsonl is not valid JSON" in result.output

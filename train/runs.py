@@ -16,19 +16,20 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from train import checkpoint as ckpt
 from train.config import TrainConfig, load_yaml
 from train.errors import TrainError
-from train.loop import DATA_FILE, read_metrics
+from train.loop import DATA_FILE, RESUME_SAFE_KEYS, read_metrics
+from train.tracking import flat_config
 
-# config keys that do not change what a run learns (or that a row shows as its own
-# column, or that name the objective): left out when two runs' setups are compared
-NOT_COMPARED = ("preset", "objective", "model.name", "data.modality", "data.protocol",
-                "data.workdir", "data.num_workers", "run.progress",
-                "run.checkpoint_every_steps", "run.eval_every_epochs", "run.log_with",
-                "run.log_every_steps", "run.find_unused_parameters")
+# left out when two runs' setups are compared: the keys a run may change on resume
+# because they do not change what it learns (but not the epochs), the keys shown as
+# columns of their own, the objective, the WORKDIR's path (its manifest is compared)
+NOT_COMPARED = tuple(key for key in RESUME_SAFE_KEYS if key != "schedule.epochs") + (
+    "preset", "objective", "model.name", "data.modality", "data.protocol", "data.workdir",
+    "run.find_unused_parameters")
 
 
 @dataclass
@@ -99,16 +100,6 @@ def objective_label(config: TrainConfig) -> str:
             (False, False): "plain"}[(settings.fam, settings.frm)]
 
 
-def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _compared(key: str) -> bool:
     return not any(key == skip or key.startswith(skip + ".") for skip in NOT_COMPARED)
 
@@ -127,14 +118,19 @@ def _workdir_info(config: TrainConfig) -> tuple[str, str | None]:
 
 
 def _run_setup(path: Path, label: str) -> tuple[Row, TrainConfig, list[dict[str, Any]]]:
-    config = TrainConfig.from_dict(load_yaml(path / ckpt.CONFIG_FILE))
-    history = read_metrics(path)
+    try:
+        config = TrainConfig.from_dict(load_yaml(path / ckpt.CONFIG_FILE))
+    except TrainError as error:
+        raise TrainError(f"{path}: {error}") from error
+    history = _read_json(path, lambda: read_metrics(path))
+    data_file = path / DATA_FILE
+    counts = _read_json(path, lambda: json.loads(data_file.read_text())) \
+        if data_file.is_file() else {}
     done = history[-1]["epoch"] if history else 0
     planned = config.schedule.epochs
     dataset, digest = _workdir_info(config)
-    data_file = path / DATA_FILE
-    counts = json.loads(data_file.read_text()) if data_file.is_file() else {}
-    settings = {key: value for key, value in flat(config.to_dict()).items() if _compared(key)}
+    settings = {key: value for key, value in flat_config(config.to_dict()).items()
+                if _compared(key)}
     settings.update({"dataset manifest": digest, "epochs done": done,
                      **{f"{part} samples": counts.get(part) for part in ("train", "val", "test")}})
     row = Row(label=label, path=path, kind="run", backbone=config.model.name,
@@ -145,6 +141,14 @@ def _run_setup(path: Path, label: str) -> tuple[Row, TrainConfig, list[dict[str,
     if done < planned:
         row.notes.append("unfinished")
     return row, config, history
+
+
+def _read_json(run_dir: Path, read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except ValueError as error:          # json's errors name the line and column
+        raise TrainError(f"{run_dir}: {DATA_FILE} or metrics.jsonl is not valid JSON "
+                         f"({error})") from error
 
 
 def read_run(path: Path, label: str) -> Row:
@@ -165,7 +169,6 @@ def read_ensemble(path: Path, label: str) -> Row:
         run_dir = Path(stream["run_dir"]) if stream.get("run_dir") else None
         setups.append(_run_setup(run_dir, run_dir.name)[0]
                       if run_dir is not None and is_run_dir(run_dir) else None)
-
     modalities = [s.modality if s else stream.get("modality") or "?"
                   for s, stream in zip(setups, streams)]
     weights = record["weights"]
