@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the whole MMCL chain on a small generated dataset, offline:
 # demo data -> manifest -> skeletons -> frames -> temporal images -> RGB and LLM features
-# (tiny local models) -> MMCL training (FAM + FRM) -> evaluation.
+# (tiny local models) -> MMCL training (FAM + FRM) -> evaluation -> training curves.
 # Usage: bash scripts/demo.sh [OUTPUT_DIR]   (default: ./demo-output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ train run "$run" --workdir "$work" --preset ntu60-xsub --mmcl \
   --set schedule.epochs=20 --set optim.batch_size=8 --set optim.lr=0.02 \
   --set schedule.warmup_epochs=0
 train eval "$run"
+train plot "$run" -o "$out/curves.png"
 
 cat <<TXT
 
@@ -28,6 +29,7 @@ Artefacts:
   generated data         $data
   manifest and caches    $work  (pipeline status $work)
   tiny models            $models
-  training run           $run  (config.yaml, metrics.jsonl, checkpoints/)
+  training run           $run  (config.yaml, metrics.jsonl, checkpoints/, tensorboard/)
   evaluation             $run/eval
+  training curves        $out/curves.png
 TXT
