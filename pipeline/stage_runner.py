@@ -4,26 +4,36 @@ The shard is the unit of work and of atomicity. A stage supplies a :class:`Shard
 that fills a :class:`~data_manifest.store.ShardWriter` for one shard's samples (adding
 values, or recording a failure with its reason); the runner skips shards that are already
 published with the same fingerprint and built from the current upstream shards (see the
-tokens in :mod:`data_manifest.store`), runs the rest in parallel with joblib (each worker
-writes its own shards), shows progress, and collects the failures into a ledger.
+tokens in :mod:`data_manifest.store`), runs the rest in worker processes that stop with it
+(:mod:`pipeline.workers`; each worker writes its own shards), shows progress, and collects
+the failures into a ledger.
+
+Several processes may write one cache together (``torchrun`` ranks, Slurm array tasks;
+see :mod:`pipeline.stages.distributed`): each takes its part of the shards and holds the
+cache's shared lock (:mod:`pipeline.cache_lock`) while it writes, so another run cannot
+delete the cache under it. Each process reports the failures of its own shards (and exits
+on them); the ledger lists the whole cache's, rewritten by every process as it finishes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from data_manifest.errors import DataError
+from data_manifest.errors import DataError, StaleCacheError
 from data_manifest.sample import Sample
 from data_manifest.store import (CacheDir, CacheSpec, ShardWriter, read_shard_header,
                                  write_text_atomic)
 from data_manifest.workdir import Workdir
+from pipeline.cache_lock import CacheBusyError, CacheLock, ledger_lock
+from pipeline.stages.distributed import ProcessGroup, current_process_group
+from pipeline.workers import run_unordered
 
 log = logging.getLogger(__name__)
 FAILURES_FILE = "failures.jsonl"
@@ -89,12 +99,14 @@ class StageResult:
     shards_written: int
     samples_written: int
     failures: list[dict[str, Any]] = field(default_factory=list)
+    part: str = ""        # "process 2 of 4 (...)" when several processes share the cache
 
     def summary(self) -> str:
-        text = (f"{self.stage}: {self.shards_written} shard(s) written, {self.shards_skipped} "
-                f"already done, of {self.shards_total}; {self.samples_written} sample(s) "
-                f"stored in this run; {len(self.failures)} failure(s) in the cache")
-        return text
+        where = f" [{self.part}]" if self.part else ""
+        return (f"{self.stage}{where}: {self.shards_written} shard(s) written, "
+                f"{self.shards_skipped} already done, of {self.shards_total}; "
+                f"{self.samples_written} sample(s) stored in this run; {len(self.failures)} "
+                f"failure(s) in {'these shards' if self.part else 'the cache'}")
 
     def exit_code(self, skip_failures: bool) -> int:
         return 0 if (skip_failures or not self.failures) else 1
@@ -111,65 +123,117 @@ def _write_shard(task: ShardTask, cache_path: str, spec: CacheSpec, shard_index:
     return shard_index, writer.num_written
 
 
-def distributed_shards(num_shards: int, rank: int, world_size: int) -> list[int]:
-    """The shards process ``rank`` of ``world_size`` takes: every world_size-th one."""
-    return [index for index in range(num_shards) if index % world_size == rank]
+def _has_settings(cache: CacheDir, spec: CacheSpec) -> bool:
+    """Whether the cache exists and was made with ``spec``'s settings."""
+    try:
+        return cache.exists() and cache.spec().fingerprint == spec.fingerprint
+    except StaleCacheError:      # a spec file edited by hand: made with other settings
+        return False
+
+
+@contextmanager
+def cache_for_writing(cache: CacheDir, spec: CacheSpec, *, overwrite: bool = False,
+                      rebuild: bool = False) -> Iterator[None]:
+    """Prepare ``cache`` for ``spec`` and hold its shared lock until the block ends.
+
+    Creating the cache, and deleting it (``rebuild``, or ``overwrite`` of a cache made with
+    other settings), happen under the exclusive lock; a deletion is refused with
+    :class:`~pipeline.cache_lock.CacheBusyError` while another process writes the cache.
+    When several processes of one run ``overwrite`` or create the cache at once, one does
+    it and the others find it done.
+    """
+    with CacheLock(cache.path) as lock:
+        lock.hold_shared()
+        if rebuild or not _has_settings(cache, spec):
+            try:
+                lock.hold_exclusive("rebuild" if rebuild else "overwrite")
+            except CacheBusyError:
+                lock.hold_shared()         # the failed conversion dropped it; wait for it
+                if rebuild or (overwrite and cache.exists() and not _has_settings(cache, spec)):
+                    raise
+            else:
+                if rebuild:
+                    cache.remove()
+                cache.prepare(spec, overwrite=overwrite)
+                lock.hold_shared()
+        cache.prepare(spec)     # refuses a cache another run made with other settings
+        yield
+
+
+def _rebuild_once(cache: CacheDir, spec: CacheSpec, group: ProcessGroup) -> None:
+    """With several processes, the first deletes the cache while the others wait."""
+    if not group.can_wait_for_everyone:
+        raise ValueError(
+            f"--rebuild cannot be used by one of several independent processes "
+            f"({group.describe()}): each would delete the shards the others have written. "
+            f"Delete the cache before starting them (rm -r {cache.path}), then run them "
+            "without --rebuild.")
+    if group.is_main:
+        with cache_for_writing(cache, spec, rebuild=True):
+            pass
+    group.wait_for_everyone()
+
+
+def _run_shards(calls: list[tuple], jobs: int) -> Iterator[tuple[int, int]]:
+    if jobs == 1:
+        return (_write_shard(*call) for call in calls)
+    return run_unordered(_write_shard, calls, jobs)
 
 
 def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name: str,
               jobs: int = 1, overwrite: bool = False, retry_failures: bool = False,
               shard_indices: Iterable[int] | None = None, compression: str | None = None,
-              progress: bool = True, write_ledger: bool = True,
-              rebuild: bool = False) -> StageResult:
+              progress: bool = True, rebuild: bool = False,
+              group: ProcessGroup | None = None) -> StageResult:
     """Build (or finish building) the cache ``spec`` describes, shard by shard.
 
     A shard is redone when it is missing or damaged, was made with other settings, or was
     built from upstream shards that have been rewritten since (their tokens differ).
     ``overwrite`` deletes a cache made with other settings; ``rebuild`` deletes the cache
-    whatever its settings and builds it from scratch. (With several processes sharing the
-    cache, only one may rebuild, before the others start.)
+    whatever its settings and builds it from scratch. Either is refused while another
+    process writes the cache. ``group`` (default: from the environment, see
+    :mod:`pipeline.stages.distributed`) says which of ``shard_indices`` (default: all)
+    this process takes.
     """
     workdir.check_manifest_unchanged()
+    group = current_process_group() if group is None else group
     cache = workdir.cache_dir(spec.stage, cache_name)
-    if rebuild:
-        cache.remove()
-    cache.prepare(spec, overwrite=overwrite)
-    wanted = list(range(workdir.num_shards)) if shard_indices is None else list(shard_indices)
-    upstream_tokens = workdir.upstream_tokens(spec, wanted)
-    done = cache.finished_shards(spec, upstream_tokens_by_shard=upstream_tokens)
-    if retry_failures:
-        done = {i for i in done if not read_shard_header(cache.shard_path(i))["failures"]}
-    todo = [index for index in wanted if index not in done]
-    log.info("%s: %d of %d shard(s) to do in %s", spec.stage, len(todo), len(wanted),
-             cache.path)
-    written_samples = 0
-    if todo:
-        calls = (delayed(_write_shard)(task, str(cache.path), spec, index,
-                                       workdir.shard_samples(index), compression,
-                                       upstream_tokens[index])
-                 for index in todo)
-        bar = tqdm(total=len(todo), desc=spec.stage, unit="shard", disable=not progress,
-                   dynamic_ncols=True)
-        try:
-            if jobs == 1:
-                results = (call[0](*call[1], **call[2]) for call in calls)
-            else:
-                results = Parallel(n_jobs=jobs, return_as="generator_unordered")(calls)
-            for _, count in results:
-                written_samples += count
-                bar.update(1)
-                bar.set_postfix(samples=written_samples)
-        finally:
-            bar.close()
-    failures = cache.failures(spec)
-    if write_ledger:
-        write_failures_ledger(cache, failures)
+    wanted = group.shards(workdir.num_shards, shard_indices)
+    if rebuild and group.world_size > 1:
+        _rebuild_once(cache, spec, group)
+        rebuild = False
+    with cache_for_writing(cache, spec, overwrite=overwrite, rebuild=rebuild):
+        upstream_tokens = workdir.upstream_tokens(spec, wanted)
+        done = cache.finished_shards(spec, upstream_tokens_by_shard=upstream_tokens)
+        if retry_failures:
+            done = {i for i in done if not read_shard_header(cache.shard_path(i))["failures"]}
+        todo = [index for index in wanted if index not in done]
+        log.info("%s: %d of %d shard(s) to do in %s%s", spec.stage, len(todo), len(wanted),
+                 cache.path, f" ({group.describe()})" if group.world_size > 1 else "")
+        written_samples = 0
+        if todo:
+            calls = [(task, str(cache.path), spec, index, workdir.shard_samples(index),
+                      compression, upstream_tokens[index]) for index in todo]
+            with tqdm(total=len(todo), desc=spec.stage, unit="shard", disable=not progress,
+                      dynamic_ncols=True) as bar, closing(_run_shards(calls, jobs)) as results:
+                for _, count in results:
+                    written_samples += count
+                    bar.update(1)
+                    bar.set_postfix(samples=written_samples)
+        failures = write_failures_ledger(cache, spec)
+    mine = set(wanted)
     return StageResult(spec.stage, cache.path, len(wanted), len(wanted) - len(todo), len(todo),
-                       written_samples, [f for f in failures if f["shard"] in set(wanted)])
+                       written_samples, [f for f in failures if f["shard"] in mine],
+                       group.describe())
 
 
-def write_failures_ledger(cache: CacheDir, failures: list[dict[str, Any]]) -> Path:
-    path = cache.path / FAILURES_FILE
-    write_text_atomic(path, "".join(json.dumps(failure, sort_keys=True) + "\n"
-                                    for failure in failures))
-    return path
+def write_failures_ledger(cache: CacheDir, spec: CacheSpec) -> list[dict[str, Any]]:
+    """Write the failures recorded in every shard of ``cache`` made with ``spec`` to its
+    ledger, and return them. Processes sharing the cache take turns, so the last to write
+    has seen every shard the others published."""
+    with ledger_lock(cache.path):
+        failures = cache.failures(spec)
+        write_text_atomic(cache.path / FAILURES_FILE,
+                          "".join(json.dumps(failure, sort_keys=True) + "\n"
+                                  for failure in failures))
+    return failures

@@ -74,7 +74,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, models,
     monkeypatch.setattr(LlmFeatureTask, "run_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(workdir, models["qwen2-vl"], batch_size=2)
-    cache = next((workdir.path / "cache" / LLM_FEATURES).iterdir())
+    cache = next(p for p in (workdir.path / "cache" / LLM_FEATURES).iterdir() if p.is_dir())
     assert sorted(p.name for p in cache.glob("shard-*.h5")) == ["shard-00000.h5"]
     monkeypatch.setattr(LlmFeatureTask, "run_batch", original)
     resumed = _run(workdir, models["qwen2-vl"], batch_size=2)
@@ -111,7 +111,7 @@ def test_out_of_memory_says_lower_batch_size_and_keeps_finished_shards(workdir, 
     monkeypatch.setattr(LlmFeatureTask, "run_batch", oom_on_second)
     with pytest.raises(BatchTooLargeError, match="lower --batch-size \\(it is 2\\)"):
         _run(workdir, models["blip-vqa"], batch_size=2)
-    cache = next((workdir.path / "cache" / LLM_FEATURES).iterdir())
+    cache = next(p for p in (workdir.path / "cache" / LLM_FEATURES).iterdir() if p.is_dir())
     assert [p.name for p in cache.glob("shard-*.h5")] == ["shard-00000.h5"]
 
 

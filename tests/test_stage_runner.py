@@ -8,7 +8,8 @@ from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.store import CacheReader, read_shard_header
 from data_manifest.workdir import Workdir, WorkdirInfo
-from pipeline.stage_runner import PerSampleTask, distributed_shards, run_stage
+from pipeline.stage_runner import PerSampleTask, run_stage
+from pipeline.stages.distributed import distributed_shards
 
 
 def make_workdir(path, n=10, shard_size=3):

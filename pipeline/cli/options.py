@@ -9,8 +9,10 @@ import sys
 import click
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+from pipeline.cache_lock import CacheBusyError
 
-USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError)
+USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError,
+               CacheBusyError)
 
 
 JOBS_OPTION = click.option("-j", "--jobs", default=1, type=click.IntRange(1),
@@ -32,14 +34,16 @@ def stage_options(function, jobs_option=JOBS_OPTION):
         click.option("--retry-failures", is_flag=True,
                      help="Redo finished shards that recorded failed samples."),
         click.option("--overwrite", is_flag=True,
-                     help="Delete a cache made with other settings and rebuild it."),
+                     help="Delete a cache made with other settings and rebuild it (refused "
+                          "while another process writes that cache)."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     ]
     if "rebuild" in inspect.signature(function).parameters:
         options.append(click.option(
             "--rebuild", is_flag=True,
             help="Delete this cache even if its settings match and build it again from "
-                 "scratch (e.g. after the input files changed on disk)."))
+                 "scratch (e.g. after the input files changed on disk); refused while "
+                 "another process writes that cache."))
     for option in reversed(options):
         function = option(function)
     return function

@@ -1,61 +1,163 @@
-"""Which shards this process takes when launched with ``accelerate launch`` (or torchrun).
+"""Which shards this process takes when a stage runs as several processes.
 
-Each process takes the shards ``index % world_size == rank`` and writes only those, so
-processes on many GPUs or machines (sharing the WORKDIR's file system) never write the
-same file. Outside a launcher this is one process that takes every shard.
+Every stage splits its shards the same way: process ``rank`` of ``world_size`` takes the
+shards ``index % world_size == rank`` and writes only those, so processes on many cores,
+GPUs or machines (sharing the WORKDIR's file system) never write the same file, and shard
+k of a stage is made by the process that made shard k upstream. The part comes from the
+environment:
+
+* ``torchrun`` / ``accelerate launch``: ``RANK`` and ``WORLD_SIZE`` (or ``LOCAL_RANK`` and
+  ``LOCAL_WORLD_SIZE``). These processes start together and can wait for each other.
+* a Slurm array (``sbatch --array=0-3``): ``SLURM_ARRAY_TASK_ID`` counted from
+  ``SLURM_ARRAY_TASK_MIN`` in steps of ``SLURM_ARRAY_TASK_STEP``, out of
+  ``SLURM_ARRAY_TASK_COUNT``. Tasks may run at different times, so they never wait for
+  each other.
+* ``PIPELINE_PART=I/N`` (0 <= I < N), set by hand for any other scheduler; it replaces the
+  Slurm array's part, and ``PIPELINE_PART=0/1`` makes an array task take every shard.
+
+An array task (or ``PIPELINE_PART``) that runs ``torchrun`` splits its part again among
+the ranks. Outside all of these this is one process that takes every shard.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
-from pipeline.stage_runner import distributed_shards
+PART_VARIABLE = "PIPELINE_PART"
+
+
+def distributed_shards(num_shards: int, rank: int, world_size: int) -> list[int]:
+    """The shards process ``rank`` of ``world_size`` takes: every world_size-th one."""
+    return [index for index in range(num_shards) if index % world_size == rank]
 
 
 @dataclass
 class ProcessGroup:
     rank: int = 0
     world_size: int = 1
-    state: Any = None            # accelerate.PartialState when launched
+    #: how the part was found, e.g. "torchrun rank 1 of 2"; empty for one process
+    source: str = ""
+    #: processes of one torchrun/accelerate launch: they can wait for each other
+    launched: int = 1
+    state: Any = field(default=None, repr=False)   # accelerate.PartialState, made on demand
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def can_wait_for_everyone(self) -> bool:
+        """Whether every process of the group is one launch that can meet at a barrier."""
+        return self.launched == self.world_size
+
+    def describe(self) -> str:
+        return "" if self.world_size == 1 else (f"process {self.rank + 1} of "
+                                                f"{self.world_size} ({self.source})")
+
     def shards(self, num_shards: int, wanted: Iterable[int] | None) -> list[int]:
         mine = distributed_shards(num_shards, self.rank, self.world_size)
         return mine if wanted is None else [i for i in mine if i in set(wanted)]
 
+    def _accelerate_state(self):
+        if self.state is None:
+            import torch
+            from accelerate import PartialState
+
+            # without cpu=True accelerate ignores a CPU-only multi-process launch (torchrun)
+            state = PartialState(cpu=not torch.cuda.is_available())
+            if state.num_processes != self.launched:
+                raise RuntimeError(f"launched as {self.launched} processes (WORLD_SIZE), but "
+                                   f"accelerate sees {state.num_processes}; use `accelerate "
+                                   "launch` or torchrun")
+            self.state = state
+        return self.state
+
     def wait_for_everyone(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
+        if self.launched > 1:
+            self._accelerate_state().wait_for_everyone()
 
     def device(self, device: str) -> str:
-        if device == "auto" and self.state is not None:
-            return str(self.state.device)
+        if device == "auto" and self.launched > 1:
+            return str(self._accelerate_state().device)
         return device
 
 
-def current_process_group(rank: int | None = None, world_size: int | None = None
-                          ) -> ProcessGroup:
-    """Explicit rank/world size (tests), else the launcher's environment, else one process."""
+def _integer(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise ValueError(f"{name}={env[name]!r} is not a whole number") from None
+
+
+def _check_part(rank: int, count: int, what: str) -> tuple[int, int]:
+    if count < 1 or not 0 <= rank < count:
+        raise ValueError(f"{what}: part {rank} of {count} is not a part "
+                         f"(it must be in 0..{count - 1})")
+    return rank, count
+
+
+def _outer_part(env: Mapping[str, str]) -> tuple[int, int, str] | None:
+    """(part, parts, where from) from PIPELINE_PART or a Slurm array; None without."""
+    text = env.get(PART_VARIABLE)
+    if text is not None:
+        part, slash, count = text.partition("/")
+        if not slash or not part.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"{PART_VARIABLE}={text!r}: expected I/N, e.g. 0/4 (0 <= I < N)")
+        return (*_check_part(int(part), int(count), f"{PART_VARIABLE}={text}"),
+                f"{PART_VARIABLE}={text}")
+    if "SLURM_ARRAY_TASK_ID" not in env:
+        return None
+    missing = [name for name in ("SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+               if name not in env]
+    if missing:
+        raise ValueError(f"SLURM_ARRAY_TASK_ID is set but not {', '.join(missing)}; set "
+                         f"{PART_VARIABLE}=I/N to say which part this process takes")
+    task = _integer(env, "SLURM_ARRAY_TASK_ID")
+    first = _integer(env, "SLURM_ARRAY_TASK_MIN")
+    step = _integer(env, "SLURM_ARRAY_TASK_STEP") if "SLURM_ARRAY_TASK_STEP" in env else 1
+    count = _integer(env, "SLURM_ARRAY_TASK_COUNT")
+    offset = task - first
+    what = (f"Slurm array task {task} (array {first}.. step {step}, {count} task(s)); the "
+            f"task ids must be an evenly stepped range such as --array=0-{count - 1}, or set "
+            f"{PART_VARIABLE}=I/N")
+    if step < 1 or offset % step:
+        raise ValueError(f"{what}: its id is not on the array's steps")
+    part, count = _check_part(offset // step, count, what)
+    return part, count, f"Slurm array task {task}"
+
+
+def _launch_part(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(rank, world size) of a torchrun / accelerate launch; None outside one."""
+    for rank_name, size_name in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
+        if size_name in env and rank_name in env:
+            size, rank = _integer(env, size_name), _integer(env, rank_name)
+            return _check_part(rank, size, f"{rank_name}={rank}, {size_name}={size}")
+    present = {name: _integer(env, name) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
+                                                      "LOCAL_WORLD_SIZE") if name in env}
+    if any(value > (1 if name.endswith("SIZE") else 0) for name, value in present.items()):
+        raise ValueError("a launcher's RANK/WORLD_SIZE (or LOCAL_RANK/LOCAL_WORLD_SIZE) pair "
+                         "is incomplete: launch with torchrun or `accelerate launch`, which "
+                         "set both")
+    return None
+
+
+def current_process_group(rank: int | None = None, world_size: int | None = None,
+                          env: Mapping[str, str] | None = None) -> ProcessGroup:
+    """Explicit rank/world size (tests), else the environment's (see the module
+    docstring), else one process."""
     if rank is not None or world_size is not None:
         world_size = world_size or 1
         rank = rank or 0
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
-        return ProcessGroup(rank, world_size)
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched <= 1:
-        return ProcessGroup()
-    import torch
-    from accelerate import PartialState
-
-    # without cpu=True accelerate ignores a CPU-only multi-process launch (torchrun)
-    state = PartialState(cpu=not torch.cuda.is_available())
-    if state.num_processes != launched:
-        raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE), but accelerate "
-                           f"sees {state.num_processes}; use `accelerate launch`")
-    return ProcessGroup(state.process_index, state.num_processes, state)
+        _check_part(rank, world_size, "rank/world_size")
+        return ProcessGroup(rank, world_size, f"rank {rank} of {world_size}")
+    env = os.environ if env is None else env
+    outer = _outer_part(env)
+    launch = _launch_part(env)
+    launch_rank, launched = launch or (0, 1)
+    part, parts, source = outer or (0, 1, "")
+    rank, world_size = part * launched + launch_rank, parts * launched
+    if launched > 1:
+        source = ", ".join(filter(None, [source, f"torchrun rank {launch_rank} of {launched}"]))
+    return ProcessGroup(rank, world_size, source, launched)

@@ -38,6 +38,7 @@ from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.crop import CropChoice, SkeletonBoxes, full_frame
 from pipeline.images import IMAGE_ERRORS, describe_image_error, encode_jpeg, fit_within
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
+from pipeline.stages.distributed import current_process_group
 from pipeline.stages.upstream import failure_reasons, open_upstream, open_upstream_shard
 from pipeline.video import VideoReader, select_frames
 from pipeline.video.reader import METHODS
@@ -246,11 +247,11 @@ def extract_frames(workdir, *, num_frames: int = 5, crop: str = "skeleton",
     params = frames_params(num_frames=num_frames, crop=crop, margin=margin,
                            max_side=max_side, jpeg_quality=jpeg_quality,
                            color_size=color_size)
-    shards = (list(range(workdir.num_shards)) if shard_indices is None
-              else list(shard_indices))
+    group = current_process_group()
+    shards = group.shards(workdir.num_shards, shard_indices)
     spec, skeleton_path = frames_spec(workdir, params, skeleton_cache, shards)
     task = ExtractFramesTask(params, skeleton_path, spec.upstream.get(
         f"{SKELETONS}/{skeleton_cache}"), method, decode_threads)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     rebuild=rebuild, shard_indices=shards, progress=progress)
+                     rebuild=rebuild, shard_indices=shards, progress=progress, group=group)

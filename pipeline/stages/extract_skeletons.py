@@ -23,6 +23,7 @@ from data_manifest.schemas import SKELETONS
 from data_manifest.store import CacheSpec
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
+from pipeline.stages.distributed import current_process_group
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
                       progress: bool = True, shard_indices: Iterable[int] | None = None,
                       cache_name: str = DEFAULT_CACHE_NAME, rebuild: bool = False
                       ) -> StageResult:
-    """Build (or finish) ``WORKDIR/cache/skeletons/<cache_name>``; see :func:`run_stage`."""
+    """Build (or finish) ``WORKDIR/cache/skeletons/<cache_name>``; see :func:`run_stage`
+    (which also says how several processes share the work)."""
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
     dataset_info(workdir.dataset)     # a WORKDIR of an unknown dataset fails here
@@ -88,4 +90,4 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
     return run_stage(workdir, spec, ExtractSkeletons(workdir.dataset, num_joints),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,
                      retry_failures=retry_failures, shard_indices=shard_indices,
-                     progress=progress, rebuild=rebuild)
+                     progress=progress, rebuild=rebuild, group=current_process_group())

@@ -16,8 +16,8 @@ Many GPUs or machines: ``accelerate launch --multi_gpu --num_processes N -m pipe
 cache-llm-features WORKDIR ...`` (add ``--num_machines``/``--machine_rank``/
 ``--main_process_ip`` for several machines sharing the WORKDIR's file system; ``torchrun
 --nproc_per_node N -m pipeline ...`` works too, also on CPUs); each process takes the shards
-``index % world_size == rank`` on its own device and writes only its own shards. A single
-process is the default; the stage takes no ``jobs`` (each worker would load its own model).
+``index % world_size == rank`` on its own device and writes only its own shards (a Slurm
+array works too: see :mod:`pipeline.stages.distributed`). A single process is the default; the stage takes no ``jobs`` (each worker would load its own model).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from data_manifest.schemas import LLM_FEATURES
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.models.registry import load_vlm, vlm_kind
 from pipeline.models.vlm import Answer, GenerationSettings
-from pipeline.stage_runner import StageResult, run_stage, write_failures_ledger
+from pipeline.stage_runner import StageResult, run_stage
 from pipeline.stages.distributed import current_process_group
 from pipeline.stages.image_batches import ImageBatchTask
 from pipeline.stages.model_stage import ModelStagePlan, plan_model_stage
@@ -130,24 +130,9 @@ def cache_llm_features(workdir: str | os.PathLike | Workdir, model: str = DEFAUL
                             stitch_name=stitch_name,
                             shards=shards, params=params, cache_name=cache_name,
                             name_parts=[questions])
-    if group.world_size > 1 and (overwrite or rebuild):  # one process clears it, then all go
-        if group.is_main:
-            cache = workdir.cache_dir(LLM_FEATURES, plan.cache_name)
-            if rebuild:
-                cache.remove()
-            cache.prepare(plan.spec, overwrite=True)
-        group.wait_for_everyone()
-        overwrite = rebuild = False
     task = LlmFeatureTask(workdir.path, plan, batch_size, questions=questions,
                           settings=settings, image_size=image_size, keep_aspect=keep_aspect,
                           trust_remote_code=trust_remote_code)
-    result = run_stage(workdir, plan.spec, task, cache_name=plan.cache_name,
-                       overwrite=overwrite, retry_failures=retry_failures,
-                       shard_indices=shards, progress=progress,
-                       write_ledger=group.world_size == 1, rebuild=rebuild)
-    if group.world_size > 1:
-        group.wait_for_everyone()
-        if group.is_main:        # one complete ledger once every process has finished
-            cache = workdir.cache_dir(LLM_FEATURES, plan.cache_name)
-            write_failures_ledger(cache, cache.failures())
-    return result
+    return run_stage(workdir, plan.spec, task, cache_name=plan.cache_name,
+                     overwrite=overwrite, retry_failures=retry_failures,
+                     shard_indices=shards, progress=progress, rebuild=rebuild, group=group)

@@ -6,7 +6,9 @@ ResNet-50); ``output="logits"`` stores the ImageNet classifier's logits (1000-d)
 feature the paper took from InceptionV3. Field ``feature`` (``RGB_FEATURE_FIELDS``),
 float32 (D,). The spec records the encoder's name and revision, output, dtype and image
 settings; the default cache name is derived from the encoder and the output. The stage
-runs in one process and takes no ``jobs`` (each worker would load its own model).
+takes no ``jobs`` (each worker would load its own model); several processes (``accelerate
+launch``, torchrun, a Slurm array) split the shards as :mod:`pipeline.stages.distributed`
+says.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.models.devices import DTYPES
 from pipeline.models.image_encoder import OUTPUTS, ImageEncoder, check_encoder
 from pipeline.stage_runner import StageResult, run_stage
+from pipeline.stages.distributed import current_process_group
 from pipeline.stages.image_batches import ImageBatchTask
 from pipeline.stages.model_stage import ModelStagePlan, plan_model_stage
 
@@ -66,7 +69,8 @@ def cache_rgb_features(workdir: str | os.PathLike | Workdir,
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, not {output!r}")
     if image_size is not None and image_size < 16:
         raise ValueError("image size must be at least 16 pixels")
-    shards = None if shard_indices is None else list(shard_indices)
+    group = current_process_group()
+    shards = group.shards(workdir.num_shards, shard_indices)
 
     def params(source, dtype):
         check_encoder(source, output, trust_remote_code)
@@ -74,7 +78,8 @@ def cache_rgb_features(workdir: str | os.PathLike | Workdir,
                 "image_size": image_size, "keep_aspect": keep_aspect}
 
     plan = plan_model_stage(workdir, RGB_FEATURES, model=encoder, revision=revision,
-                            device=device, dtype=dtype, stitch_name=stitch_name,
+                            device=group.device(device), dtype=dtype,
+                            stitch_name=stitch_name,
                             shards=shards, params=params, cache_name=cache_name,
                             name_parts=[output])
     task = RgbFeatureTask(workdir.path, plan, batch_size, output=output,
@@ -82,4 +87,4 @@ def cache_rgb_features(workdir: str | os.PathLike | Workdir,
                           trust_remote_code=trust_remote_code)
     return run_stage(workdir, plan.spec, task, cache_name=plan.cache_name,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     shard_indices=shards, progress=progress, rebuild=rebuild)
+                     shard_indices=shards, progress=progress, rebuild=rebuild, group=group)

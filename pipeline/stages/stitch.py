@@ -28,6 +28,7 @@ from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.images import (IMAGE_ERRORS, decode_jpeg, describe_image_error, encode_jpeg,
                              resize_to, split_concatenated)
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
+from pipeline.stages.distributed import current_process_group
 from pipeline.stages.upstream import failure_reasons, open_upstream, open_upstream_shard
 
 FITS = ("stretch", "pad")
@@ -179,8 +180,8 @@ def stitch(workdir, *, canvas: tuple[int, int] | None = DEFAULT_CANVAS,
     again.
     """
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
-    shards = (list(range(workdir.num_shards)) if shard_indices is None
-              else list(shard_indices))
+    group = current_process_group()
+    shards = group.shards(workdir.num_shards, shard_indices)
     with frames_cache_for(workdir, frames_cache, shards) as reader:
         frames_spec = reader.spec
         frames_path = str(reader.cache.path)
@@ -191,4 +192,4 @@ def stitch(workdir, *, canvas: tuple[int, int] | None = DEFAULT_CANVAS,
     task = StitchTask(params, frames_path, frames_spec.fingerprint)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     rebuild=rebuild, shard_indices=shards, progress=progress)
+                     rebuild=rebuild, shard_indices=shards, progress=progress, group=group)
