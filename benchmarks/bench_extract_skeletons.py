@@ -3,7 +3,7 @@
 For each size N (default 1,000 and 8,000 files, deterministic synthetic samples of 60-120
 frames, 1-2 actors, some noise bodies; the first N of the largest set) and each job count
 (default 1 and 2), a fresh WORKDIR is built and the stage runs in a child process whose
-whole process tree (the main process and joblib's worker processes) is sampled for RSS.
+whole process tree (the main process and its worker processes) is sampled for RSS.
 Printed per run: files/s, wall time, CPU seconds of the tree (per file, and how many cores
 it kept busy: on a shared machine a low figure means the cores were not ours), peak RSS of
 the main process, of the largest worker and of the tree summed. Then the -j 2 / -j 1
@@ -64,10 +64,16 @@ print(json.dumps({"wall": wall, "stored": len(everything), "failed": 0,
 """
 
 
+def _call(function):
+    return function()
+
+
 def generate(data: Path, count: int, seed: int, jobs: int) -> None:
     """The first ``count`` synthetic samples in ``data`` (generated once, then reused)."""
-    from joblib import Parallel, delayed
+    from functools import partial
+
     from pipeline.synthetic.ntu_skeleton import write_synthetic_ntu_dataset
+    from pipeline.workers import run_unordered
     marker = data / "generated.json"
     if marker.is_file():
         made = json.loads(marker.read_text())
@@ -76,10 +82,10 @@ def generate(data: Path, count: int, seed: int, jobs: int) -> None:
     if data.exists():
         shutil.rmtree(data)
     start = time.perf_counter()
-    Parallel(n_jobs=jobs)(
-        delayed(write_synthetic_ntu_dataset)(data, min(CHUNK, count - first), seed=seed,
-                                             start=first)
-        for first in range(0, count, CHUNK))
+    chunks = [(partial(write_synthetic_ntu_dataset, data, min(CHUNK, count - first),
+                       seed=seed, start=first),) for first in range(0, count, CHUNK)]
+    for _ in run_unordered(_call, chunks, jobs):
+        pass
     marker.write_text(json.dumps({"count": count, "seed": seed}))
     print(f"generated {count} files in {time.perf_counter() - start:.1f} s "
           f"({sum(p.stat().st_size for p in data.glob('*.skeleton')) / 1e6:.0f} MB)")

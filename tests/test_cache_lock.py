@@ -14,7 +14,7 @@ from data_manifest.store import CacheReader
 from pipeline.cache_lock import CacheBusyError, CacheLock, lock_path_for
 from pipeline.cli.main import cli
 from pipeline.stage_runner import cache_for_writing
-from slow_stage import SlowSquare, make_workdir, run
+from slow_stage import make_workdir, run
 from test_workers import wait_until
 
 SLOW_STAGE = Path(__file__).with_name("slow_stage.py")

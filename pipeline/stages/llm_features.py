@@ -17,7 +17,8 @@ cache-llm-features WORKDIR ...`` (add ``--num_machines``/``--machine_rank``/
 ``--main_process_ip`` for several machines sharing the WORKDIR's file system; ``torchrun
 --nproc_per_node N -m pipeline ...`` works too, also on CPUs); each process takes the shards
 ``index % world_size == rank`` on its own device and writes only its own shards (a Slurm
-array works too: see :mod:`pipeline.stages.distributed`). A single process is the default; the stage takes no ``jobs`` (each worker would load its own model).
+array works too: see :mod:`pipeline.stages.distributed`). A single process is the default;
+the stage takes no ``jobs`` (each worker would load its own model).
 """
 
 from __future__ import annotations
