@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
 _PR_SET_PDEATHSIG = 1
@@ -49,6 +50,10 @@ def exit_when_parent_dies(parent_pid: int, poll_s: float = PARENT_POLL_S) -> thr
     return thread
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process ended without finishing its call."""
+
+
 def _init_worker(parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if _kernel_kills_orphan():
@@ -69,7 +74,8 @@ def run_unordered(function: Callable[..., Any], calls: Iterable[tuple], jobs: in
     """``function(*args)`` for every ``args`` in ``calls`` on ``jobs`` worker processes,
     yielding results as they finish. An exception in a call (or the caller stopping early)
     kills the workers, so no call goes on after the run has stopped; ``function`` and its
-    arguments must be picklable."""
+    arguments must be picklable. A worker killed from outside (e.g. by the out-of-memory
+    killer) stops the run with :class:`WorkerDiedError`."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                initargs=(os.getpid(),))
@@ -80,6 +86,12 @@ def run_unordered(function: Callable[..., Any], calls: Iterable[tuple], jobs: in
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
+    except BrokenProcessPool as error:
+        _kill(pool)
+        raise WorkerDiedError(
+            "a worker process died without finishing its call (killed from outside, e.g. "
+            "by the out-of-memory killer?); finished work is kept: run again, with fewer "
+            "jobs if memory is short") from error
     except BaseException:
         _kill(pool)
         raise

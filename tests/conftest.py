@@ -8,7 +8,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Tiny models on a 2-core machine run fastest with one intra-op thread; more threads only
-# fight over the cores (and over them with joblib workers). Subprocesses inherit this.
+# fight over the cores (and over them with -j worker processes). Subprocesses inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]

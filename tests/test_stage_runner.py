@@ -214,3 +214,18 @@ def test_rebuild_option_appears_only_on_commands_that_take_it():
     assert runner.invoke(new, []).output == "new rebuild=False\n"
     assert runner.invoke(new, ["--rebuild"]).output == "new rebuild=True\n"
     assert "even if its settings match" in runner.invoke(new, ["--help"]).output
+
+
+def test_a_bug_in_a_worker_stops_a_parallel_run(tmp_path):
+    workdir = make_workdir(tmp_path, n=9, shard_size=1)
+    with pytest.raises(KeyError, match="missing key"):
+        run_stage(workdir, workdir.spec("toy", {}), Buggy(), cache_name="default", jobs=2,
+                  progress=False)
+    assert 1 not in workdir.cache_dir("toy").finished_shards()
+
+
+def test_shards_outside_the_plan_are_refused(tmp_path):
+    workdir = make_workdir(tmp_path)
+    with pytest.raises(IndexError, match=r"shard\(s\) \[4\] out of range 0..3"):
+        run_stage(workdir, workdir.spec("toy", {}), Square(), cache_name="default",
+                  shard_indices=[0, 4], progress=False)

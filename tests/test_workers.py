@@ -80,3 +80,17 @@ def test_the_parent_watch_ends_an_orphan(tmp_path):
         middle.send_signal(signal.SIGKILL)
         middle.wait()
     assert wait_until(lambda: not running(orphan), 3)
+
+
+def _die_on_three(number):
+    if number == 3:
+        os.kill(os.getpid(), signal.SIGKILL)       # as the out-of-memory killer would
+    time.sleep(0.05)
+    return number
+
+
+def test_a_worker_killed_from_outside_stops_the_run_with_a_clear_error():
+    from pipeline.workers import WorkerDiedError, run_unordered
+
+    with pytest.raises(WorkerDiedError, match="out-of-memory killer"):
+        list(run_unordered(_die_on_three, [(n,) for n in range(8)], 2))

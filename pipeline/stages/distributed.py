@@ -57,8 +57,15 @@ class ProcessGroup:
                                                 f"{self.world_size} ({self.source})")
 
     def shards(self, num_shards: int, wanted: Iterable[int] | None) -> list[int]:
+        """This process's part of ``wanted`` (default: every shard)."""
         mine = distributed_shards(num_shards, self.rank, self.world_size)
-        return mine if wanted is None else [i for i in mine if i in set(wanted)]
+        if wanted is None:
+            return mine
+        wanted = set(wanted)
+        outside = sorted(i for i in wanted if not 0 <= i < num_shards)
+        if outside:
+            raise IndexError(f"shard(s) {outside} out of range 0..{num_shards - 1}")
+        return [i for i in mine if i in wanted]
 
     def _accelerate_state(self):
         if self.state is None:
