@@ -87,8 +87,8 @@ class CacheLock:
         if self._try(fcntl.LOCK_SH):
             self.mode = "shared"
             return
-        log.warning("waiting: another process is deleting or rebuilding %s (it holds %s)",
-                    self.cache_path, self.path)
+        log.warning("waiting: another process is creating, deleting or rebuilding %s (it "
+                    "holds %s)", self.cache_path, self.path)
         while not self._try(fcntl.LOCK_SH):
             time.sleep(poll_s)
         self.mode = "shared"

@@ -40,7 +40,8 @@ FAILURES_FILE = "failures.jsonl"
 
 
 class ShardTask:
-    """One stage's work on one shard. Subclasses must be picklable (sent to workers).
+    """One stage's work on one shard. Subclasses must be picklable and defined at the top
+    level of a module (``-j`` workers are spawned: they import the class by name).
 
     ``run_shard`` adds a value or a failure to ``writer`` for every sample; an exception
     escaping it fails the whole shard (nothing is published for it) and stops the run.

@@ -57,7 +57,7 @@ def test_a_writer_waits_while_another_process_deletes_the_cache(tmp_path, caplog
     writer = threading.Thread(target=lambda: results.append(run(tmp_path)))
     with caplog.at_level(logging.WARNING, logger="pipeline.cache_lock"):
         writer.start()
-        assert wait_until(lambda: "waiting: another process is deleting" in caplog.text, 10)
+        assert wait_until(lambda: "waiting: another process is creating, deleting" in caplog.text, 10)
         time.sleep(0.3)
         assert not results and not list((tmp_path / "cache" / "toy").glob("*/shard-*"))
         deleting.release()

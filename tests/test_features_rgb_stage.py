@@ -88,3 +88,13 @@ def test_cli(workdir, models):
                                       str(models["resnet"]), "--keep-aspect", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "3 shard(s) written" in result.output and "cache:" in result.output
+
+
+def test_an_array_task_needs_and_writes_only_its_part(tmp_path, models, monkeypatch):
+    """Slurm array task 1 of 2: stitch shard 1 is all it reads, shard 1 all it writes."""
+    workdir = make_workdir(tmp_path, num_samples=6, shard_size=2)
+    write_stitch_cache(workdir, shards=[1])                 # the other task's part is not made
+    monkeypatch.setenv("PIPELINE_PART", "1/2")
+    result = cache_rgb_features(workdir, str(models["resnet"]), progress=False)
+    assert (result.shards_total, result.shards_written) == (1, 1)
+    assert sorted(workdir.cache_dir(RGB_FEATURES, result.cache_path.name).shard_files()) == [1]
