@@ -58,7 +58,9 @@ def run_command(workdir, config_file, start, stop, jobs, model, questions, encod
 
     Stages: skeletons, frames, stitch, rgb-features, llm-features. Each skips its finished
     shards, so running again only does what is left. `pipeline status WORKDIR` shows
-    every stage's cache.
+    every stage's cache. Launched as several processes (torchrun, accelerate launch, a
+    Slurm array, or PIPELINE_PART=I/N), each process runs every stage on its part of the
+    shards.
     """
     data = load_config_file(config_file) if config_file else {}
     overrides = {"from": start, "to": stop, "jobs": jobs, "skip_failures": skip_failures,
