@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 constraints=${MMCL_CONSTRAINTS-constraints-cpu.txt}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q ${constraints:+-c "$constraints"} -e ".[test,onnx,trackers]"
+.venv/bin/python -m pip install -q ${constraints:+-c "$constraints"} -e ".[test,onnx,trackers,video]"

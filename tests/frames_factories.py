@@ -74,6 +74,11 @@ def moving_boxes(num_frames: int, size: tuple[int, int] = (160, 120)) -> list[Bo
     return boxes
 
 
+def box_skeleton(boxes: Sequence[Box]) -> np.ndarray:
+    """Colour coordinates (T, 1, V, 2) of one actor standing in ``boxes[t]``."""
+    return np.stack([box_joints(box)[None] for box in boxes]).astype(np.float32)
+
+
 def box_joints(box: Box, num_joints: int = 25) -> np.ndarray:
     """(V, 2) joint coordinates on the box's corners, centre and edges (inside it)."""
     x0, y0, x1, y1 = box
@@ -153,3 +158,55 @@ def sample(sample_id: str, video: Path | None, skeleton: bool = True, label: int
     return Sample(id=sample_id, dataset="csv", label=label, split=split,
                   skeleton=f"/nowhere/{sample_id}.skeleton" if skeleton else None,
                   video=str(video) if video is not None else None)
+
+
+def encode_video(path: Path, num_frames: int, *, codec: str = "mpeg4", gop: int = 12,
+                 bframes: int = 0, size: tuple[int, int] = (160, 120),
+                 options: dict[str, str] | None = None,
+                 boxes: Sequence[Box | None] | None = None) -> Path:
+    """A video written with PyAV (key frame every ``gop`` frames, up to ``bframes``
+    B-frames in a row): indexed frames over a texture that moves, so that every frame
+    differs from its neighbours all over and a frame decoded from the wrong reference
+    shows it; an actor in ``boxes[i]`` as in :func:`write_video`."""
+    import av
+    width, height = size
+    texture = np.random.default_rng(0).integers(0, 255, (height, 2 * width, 3), np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = bframes
+        for index in range(num_frames):
+            shift = (3 * index) % width
+            image = texture[:, shift:shift + width].copy()
+            image[:BLOCK] = indexed_frame(index, size)[:BLOCK]
+            if boxes is not None and boxes[index] is not None:
+                x0, y0, x1, y1 = boxes[index]
+                image[y0:y1, x0:x1] = ACTOR_BGR
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    """Every frame of a video, in order, decoded one after another with PyAV: the
+    reference the readers must match bit for bit."""
+    import av
+    with av.open(str(path)) as container:
+        return [picture.to_ndarray(format="bgr24")
+                for picture in container.decode(container.streams.best("video"))]
+
+
+def decode_all_opencv(path: Path) -> list[np.ndarray]:
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

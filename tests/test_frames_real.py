@@ -20,6 +20,10 @@ from frames_factories import NTU_DIR, REAL_VIDEO_ONLY, REAL_WITH_SKELETON, make_
 EXPECTED_INDICES = {REAL_WITH_SKELETON: [0, 20, 40, 60, 80],      # 103 frames
                     "S001C001P001R001A002": [0, 31, 62, 93, 124],   # 158 frames
                     "S018C001P008R001A062": [0, 25, 50, 75, 100]}   # 128 frames
+# --sampling keyframe: the nearest key frame (every 12th frame) to each of those
+KEYFRAME_INDICES = {REAL_WITH_SKELETON: [0, 24, 36, 60, 84],
+                    "S001C001P001R001A002": [0, 36, 60, 96, 120],
+                    "S018C001P008R001A062": [0, 24, 48, 72, 96]}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +33,9 @@ def real(tmp_path_factory, shared_dir):
     assert report.num_samples == 3          # the two video-only samples are listed too
     extract_skeletons(root, progress=False)  # fails the video-only samples: no skeleton
     frames = extract_frames(root, max_side=240, progress=False)
+    keyframes = extract_frames(root, max_side=240, sampling="keyframe",
+                               cache_name="keyframe", progress=False)
+    assert keyframes.failures == []
     stitched = stitch(root, progress=False)
     from data_manifest.workdir import Workdir
     return Workdir(root), frames, stitched
@@ -45,9 +52,18 @@ def test_frames_are_the_specified_ones(real):
     assert reader.get(REAL_WITH_SKELETON)["video_frames"] == 103
 
 
-def test_crop_contains_the_projected_joints_of_its_frame(real):
+def test_key_frame_sampling_takes_the_nearest_key_frames(real):
     workdir, _, _ = real
-    values = workdir.reader(FRAMES).get(REAL_WITH_SKELETON)
+    reader = workdir.reader(FRAMES, "keyframe")
+    for sample_id, indices in KEYFRAME_INDICES.items():
+        assert reader.get(sample_id)["frame_indices"].tolist() == indices
+        assert reader.get(sample_id)["notes"] in ("", "no skeleton file: whole frames")
+
+
+@pytest.mark.parametrize("cache", ["default", "keyframe"])
+def test_crop_contains_the_projected_joints_of_its_frame(real, cache):
+    workdir, _, _ = real
+    values = workdir.reader(FRAMES, cache).get(REAL_WITH_SKELETON)
     skeleton = workdir.reader(SKELETONS).get(REAL_WITH_SKELETON)
     assert values["crop_source"] == ["skeleton"] * 5
     row_of = {int(f): row for row, f in enumerate(skeleton["frame_index"])}

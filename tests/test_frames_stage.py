@@ -11,15 +11,13 @@ from pipeline.cli.main import cli
 from pipeline.stages import extract_frames as stage_module
 from pipeline.stages.extract_frames import extract_frames
 from pipeline.stages.stitch import stored_crops
+from pipeline.video import open_reader
 
-from frames_factories import (ACTOR_BGR, box_joints, make_workdir, moving_boxes, read_index,
-                              sample, skeleton_values, write_skeleton_cache, write_video)
+from frames_factories import (ACTOR_BGR, box_skeleton, make_workdir, moving_boxes,
+                              read_index, sample, skeleton_values, write_skeleton_cache,
+                              write_video)
 
 FRAMES_PER_VIDEO = 40
-
-
-def box_skeleton(boxes):
-    return np.stack([box_joints(box)[None] for box in boxes]).astype(np.float32)
 
 
 def build(root):
@@ -221,19 +219,20 @@ def test_cli_exit_codes_and_report(built):
     assert bad.exit_code == 2 and "not a size" in bad.output
 
 
-def test_undeclared_frame_count_is_counted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["index", "grab"])
+def test_undeclared_frame_count_is_counted(tmp_path, monkeypatch, method):
     import dataclasses
 
-    class Undeclared(stage_module.VideoReader):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.info = dataclasses.replace(self.info, frame_count=0)
+    def undeclared(*args, **kwargs):
+        reader = open_reader(*args, **kwargs)
+        reader.info = dataclasses.replace(reader.info, frame_count=0)
+        return reader
 
-    monkeypatch.setattr(stage_module, "VideoReader", Undeclared)
+    monkeypatch.setattr(stage_module, "open_reader", undeclared)
     video = write_video(tmp_path / "v.avi", 12)
     workdir = make_workdir(tmp_path / "wd", [sample("v", video),
                                              sample("z", write_video(tmp_path / "z.avi", 0))])
-    result = extract_frames(workdir, crop="none", progress=False)
+    result = extract_frames(workdir, crop="none", method=method, progress=False)
     assert [f["id"] for f in result.failures] == ["z"]
     values = workdir.reader(FRAMES).get("v")
     assert values["video_frames"] == 12 and values["frame_indices"].tolist() == [0, 2, 4, 6, 8]
@@ -288,3 +287,36 @@ def test_rebuild_redoes_a_cache_whose_settings_match(built):
     assert rebuilt.exit_code == 0 and "4 shard(s) written, 0 already done" in rebuilt.output
     assert not (cache.path / "stray-file").exists()
     assert sorted(workdir.reader(FRAMES, "rebuilt").ids) == sorted(workdir.reader(FRAMES).ids)
+
+
+_IMPORTS = """
+import json, sys
+from pipeline.cli.main import cli
+try:
+    cli(sys.argv[1:])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
+"""
+
+
+def test_the_command_imports_only_what_it_needs(tmp_path):
+    """Start-up time: a one-process run imports no model library and no joblib, and
+    --help does not import the decoder either."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from frames_factories import REPO
+    video = write_video(tmp_path / "v.avi", 12)
+    workdir = make_workdir(tmp_path / "wd", [sample("v", video)])
+    heavy = {"torch", "transformers", "accelerate", "joblib"}
+    for args, unwanted in ((["extract-frames", "--help"], heavy | {"av"}),
+                           (["extract-frames", str(workdir.path), "--crop", "none",
+                             "--no-progress"], heavy)):
+        out = subprocess.run([sys.executable, "-c", _IMPORTS, *args], cwd=REPO, check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        modules = set(json.loads(out.stdout.strip().splitlines()[-1]))
+        assert not modules & unwanted, (args, modules & unwanted)

@@ -6,7 +6,7 @@ import pytest
 from data_manifest.errors import DataError
 from pipeline.crop import MIN_SIDE, SkeletonBoxes, person_box
 from pipeline.images import decode_jpeg, encode_jpeg, fit_within, split_concatenated
-from pipeline.video import select_frames
+from pipeline.video import keyframe_tolerance, nearest_keyframes, select_frames
 
 
 @pytest.mark.parametrize("count, m, expected", [
@@ -40,6 +40,34 @@ def test_selection_rejects_nonsense():
         select_frames(0, 5)
     with pytest.raises(ValueError, match="at least 1"):
         select_frames(10, 0)
+
+
+def test_nearest_keyframes_on_ntu():
+    tolerance = keyframe_tolerance(103, 5)                  # spacing 20: at most 9 away
+    assert tolerance == 9
+    keyframes = range(0, 103, 12)
+    assert nearest_keyframes((0, 20, 40, 60, 80), keyframes, tolerance) == (0, 24, 36, 60, 84)
+
+
+def test_nearest_keyframes_ties_distance_and_gaps():
+    assert nearest_keyframes((6, 7, 5), (0, 12), 6) == (0, 12, 0)     # a tie: the earlier
+    assert nearest_keyframes((6,), (0, 12), 5) == (6,)               # none close enough
+    assert nearest_keyframes((3, 50), (), 10) == (3, 50)             # no key frames
+    assert nearest_keyframes((50,), (0, 12), 100) == (12,)           # past the last
+
+
+@pytest.mark.parametrize("count, m", [(103, 5), (40, 5), (9, 5), (5, 5), (3, 5), (200, 7)])
+def test_key_frame_sampling_never_makes_two_chosen_frames_one(count, m):
+    rng = np.random.default_rng(count * m)
+    indices = select_frames(count, m).indices
+    tolerance = keyframe_tolerance(count, m)
+    for _ in range(200):
+        keyframes = sorted(rng.choice(count, size=rng.integers(1, count + 1),
+                                      replace=False).tolist())
+        moved = nearest_keyframes(indices, keyframes, tolerance)
+        assert len(set(moved)) == len(set(indices))
+        assert list(moved) == sorted(moved)
+        assert all(abs(a - b) <= tolerance for a, b in zip(moved, indices))
 
 
 def test_person_box_contains_every_joint_with_margin():

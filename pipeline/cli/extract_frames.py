@@ -7,15 +7,20 @@ import click
 from data_manifest.workdir import DEFAULT_CACHE_NAME
 from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
 from pipeline.cli.sizes import SIZE
-from pipeline.stages.extract_frames import (CROP_MODES, extract_frames as run_extract_frames,
+from pipeline.stages.extract_frames import (CROP_MODES, SAMPLINGS,
+                                           extract_frames as run_extract_frames,
                                            samples_with_notes)
-from pipeline.video.reader import METHODS
+from pipeline.video.methods import METHODS
 
 
 @click.command("extract-frames")
 @click.argument("workdir", type=click.Path(exists=True, file_okay=False))
 @click.option("-m", "--num-frames", default=5, type=click.IntRange(1),
               help="Frames per sample, equally spaced: frame i = i * (count // m).")
+@click.option("--sampling", type=click.Choice(SAMPLINGS), default="exact",
+              help="'exact': the chosen frames; 'keyframe': for each, the nearest key frame "
+                   "less than half the spacing away (it decodes on its own: several times "
+                   "faster, frames a few frames off; needs PyAV). Recorded in the cache.")
 @click.option("--crop", type=click.Choice(CROP_MODES), default="skeleton",
               help="'skeleton': box around the actors' colour-image joints (needs the "
                    "skeleton cache); 'none': whole frames.")
@@ -35,28 +40,31 @@ from pipeline.video.reader import METHODS
 @click.option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
               help="Name of the frames cache to build (keep several side by side).")
 @click.option("--method", type=click.Choice(METHODS), default="auto",
-              help="How chosen frames are reached: grab (decode forward), seek, or auto "
-                   "(seek only across long gaps). Does not change the result.")
+              help="How chosen frames are reached: index (PyAV: decode from the key frame "
+                   "before each), grab (OpenCV: decode forward), seek (OpenCV), or auto "
+                   "(index when PyAV is installed, else grab, seeking across long gaps). "
+                   "Does not change the result.")
 @click.option("--decode-threads", type=click.IntRange(1), default=None,
               help="FFmpeg decoding threads per worker; with many -j workers on many "
-                   "cores, 1 avoids oversubscription.  [default: OpenCV's, one per CPU]")
+                   "cores, 1 avoids oversubscription.  [default: FFmpeg's, one per CPU]")
 @stage_options
 @user_errors_exit
-def extract_frames(workdir, num_frames, crop, margin, max_side, jpeg_quality, color_size,
-                   skeleton_cache, cache_name, method, decode_threads, jobs, skip_failures,
-                   retry_failures, overwrite, no_progress, rebuild):
+def extract_frames(workdir, num_frames, sampling, crop, margin, max_side, jpeg_quality,
+                   color_size, skeleton_cache, cache_name, method, decode_threads, jobs,
+                   skip_failures, retry_failures, overwrite, no_progress, rebuild):
     """Take m person crops per sample from its video into WORKDIR/cache/frames/NAME.
 
-    Only the chosen frames are decoded. Samples without a skeleton (or whose skeleton has
-    no colour coordinates in a frame) use the nearest frame's box, then the whole frame;
-    each crop records which. Failed samples go to the failures ledger.
+    Only the chosen frames are decoded (from the key frame before each, with PyAV), or
+    with --sampling keyframe the nearest key frames alone. Samples without a skeleton (or
+    whose skeleton has no colour coordinates in a frame) use the nearest frame's box, then
+    the whole frame; each crop records which. Failed samples go to the failures ledger.
     """
     result = run_extract_frames(
-        workdir, num_frames=num_frames, crop=crop, margin=margin, max_side=max_side or None,
-        jpeg_quality=jpeg_quality, color_size=color_size, skeleton_cache=skeleton_cache,
-        cache_name=cache_name, method=method, decode_threads=decode_threads, jobs=jobs,
-        overwrite=overwrite, retry_failures=retry_failures, rebuild=rebuild,
-        progress=not no_progress)
+        workdir, num_frames=num_frames, sampling=sampling, crop=crop, margin=margin,
+        max_side=max_side or None, jpeg_quality=jpeg_quality, color_size=color_size,
+        skeleton_cache=skeleton_cache, cache_name=cache_name, method=method,
+        decode_threads=decode_threads, jobs=jobs, overwrite=overwrite,
+        retry_failures=retry_failures, rebuild=rebuild, progress=not no_progress)
     noted = samples_with_notes(result.cache_path)
     if noted:
         first = next(iter(noted))

@@ -24,7 +24,7 @@ import numpy as np
 from data_manifest.errors import DataError
 
 SEEK_MIN_GAP = 64
-METHODS = ("auto", "grab", "seek")
+OPENCV_METHODS = ("auto", "grab", "seek")
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,23 @@ class VideoInfo:
     fps: float
 
 
-def open_video(path: str | os.PathLike, threads: int | None = None) -> cv2.VideoCapture:
-    """An opened capture, or a DataError naming the file and what is wrong with it."""
+def check_video_file(path: str | os.PathLike) -> None:
+    """A DataError unless ``path`` is a non-empty file."""
     path = Path(path)
     if not path.is_file():
         raise DataError("video file does not exist", path=str(path))
     if path.stat().st_size == 0:
         raise DataError("video file is empty (0 bytes)", path=str(path))
+
+
+def undecodable_frame(index: int, declared: int, path: str) -> DataError:
+    return DataError(f"frame {index} does not decode although the file declares "
+                     f"{declared} frames: the video is truncated or corrupt", path=path)
+
+
+def open_video(path: str | os.PathLike, threads: int | None = None) -> cv2.VideoCapture:
+    """An opened capture, or a DataError naming the file and what is wrong with it."""
+    check_video_file(path)
     params = [] if threads is None else [cv2.CAP_PROP_N_THREADS, int(threads)]
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, params)
     if not capture.isOpened():
@@ -61,8 +71,8 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None,
                  method: str = "auto"):
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        if method not in OPENCV_METHODS:
+            raise ValueError(f"method must be one of {OPENCV_METHODS}, not {method!r}")
         self.path = str(path)
         self.method = method
         self._capture = open_video(path, threads)
@@ -114,10 +124,7 @@ class VideoReader:
         self._seek(0)
 
     def _undecodable(self, index: int) -> DataError:
-        declared = self.info.frame_count
-        return DataError(f"frame {index} does not decode although the file declares "
-                         f"{declared} frames: the video is truncated or corrupt",
-                         path=self.path)
+        return undecodable_frame(index, self.info.frame_count, self.path)
 
     def close(self) -> None:
         self._capture.release()
