@@ -6,10 +6,9 @@ Per sample (fields in :data:`data_manifest.schemas.FRAME_FIELDS`):
   count the video declares (interval = count // m); only those frames are decoded, from
   the key frame before each when PyAV is installed (see :mod:`pipeline.video.methods`).
   ``sampling="keyframe"`` takes the nearest key frame instead of each chosen frame when
-  one is less than half the spacing away (see :mod:`pipeline.video.selection`): about 5x
-  fewer frames to decode on NTU, crops of frames at most a few frames (0.2 s at 30 fps)
-  from the chosen ones; ``frame_indices`` records the frames used, and the boxes are
-  those frames' boxes.
+  one is less than half the spacing away (see :mod:`pipeline.video.selection`): 5 decoded
+  frames instead of 15-27 per NTU clip, for frames up to 6 frames (0.2 s) from the chosen
+  ones there; ``frame_indices`` records the frames used, and the boxes are those frames'.
 * crops: with ``crop="skeleton"`` the box around all actors' colour-image joints of that
   frame plus a margin (:mod:`pipeline.crop`), falling back to the nearest frame with
   coordinates, then to the whole frame; ``crop="none"`` keeps whole frames.

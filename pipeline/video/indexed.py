@@ -34,6 +34,12 @@ from pipeline.video.reader import VideoInfo, check_video_file, undecodable_frame
 from pipeline.video.selection import nearest_keyframes
 
 
+def _bgr(picture: av.VideoFrame) -> np.ndarray:
+    # one thread: a frame converts in about 1 ms, and more threads only wait for each
+    # other on a busy machine (PyAV's default is one per CPU)
+    return picture.to_ndarray(format="bgr24", threads=1)
+
+
 class IndexMismatch(Exception):
     """The stream does not decode the way its packet index says (decode it all instead)."""
 
@@ -178,12 +184,12 @@ class IndexedVideoReader:
         index = self.packet_index
         reachable = targets if index is None else [t for t in targets
                                                    if t < index.frame_count]
-        done = []
+        done = set()
         try:
             if index is None:
                 raise IndexMismatch("no packet index")
             for frame, image in self._decode_from_keyframes(reachable, index):
-                done.append(frame)
+                done.add(frame)
                 yield frame, image
         except IndexMismatch:
             yield from self._decode_everything([t for t in reachable if t not in done])
@@ -219,7 +225,7 @@ class IndexedVideoReader:
                 stretch[1] += 1
                 if frame in wanted:
                     emitted += 1
-                    yield frame, picture.to_ndarray(format="bgr24")
+                    yield frame, _bgr(picture)
 
         position = -1
         try:
@@ -261,7 +267,7 @@ class IndexedVideoReader:
         for frame, picture in enumerate(self._pictures_from_start()):
             if frame == pending[-1]:
                 pending.pop()
-                yield frame, picture.to_ndarray(format="bgr24")
+                yield frame, _bgr(picture)
                 if not pending:
                     return
         if pending:

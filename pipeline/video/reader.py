@@ -1,14 +1,16 @@
 """Decode chosen frames of a video with OpenCV, one frame in memory at a time.
 
-Two ways to reach a frame: ``grab`` decodes forward from the current position without
-converting the skipped frames to BGR (3-4x cheaper than ``read`` on NTU's 1080p MPEG-4),
-``seek`` asks FFmpeg to jump. OpenCV's FFmpeg seek lands on the key frame at or before
-``target - 16`` and decodes forward from there, so a seek costs 16 frames plus up to one
-key-frame interval (12 in NTU's files) of decoding: it only pays across long gaps.
-``auto`` (the default) grabs across gaps of up to ``SEEK_MIN_GAP`` frames and seeks
-across longer ones: NTU clips (gaps of 20-60 frames when taking 5) are grabbed, where
-seeking measured no faster, and a 2,000-frame video is seeked (25x faster than grabbing).
-``benchmarks/bench_extract_frames.py`` measures both.
+The reader when PyAV is not installed, or with ``--method grab|seek`` (see
+:mod:`pipeline.video.methods`). Two ways to reach a frame: ``grab`` decodes forward from
+the current position without converting the skipped frames to BGR (3-4x cheaper than
+``read`` on NTU's 1080p MPEG-4), ``seek`` asks FFmpeg to jump. OpenCV's FFmpeg seek
+lands on the key frame at or before ``target - 16`` and decodes forward from there, so a
+seek costs 16 frames plus up to one key-frame interval (12 in NTU's files) of decoding:
+it only pays across long gaps. ``auto`` grabs across gaps of up to ``SEEK_MIN_GAP``
+frames and seeks across longer ones: NTU clips (gaps of 20-60 frames when taking 5) are
+grabbed (81 of 103 frames decoded for 5), and a 2,000-frame video is seeked (25x faster
+than grabbing). ``benchmarks/bench_extract_frames.py`` measures it against the key-frame
+index.
 """
 
 from __future__ import annotations
