@@ -108,7 +108,7 @@ def read_chosen(paths: list[str], way: str, threads: int | None) -> int:
                                                                             NUM_FRAMES))
             for _ in video.frames(wanted):
                 pass
-            decoded += video.decoded_pictures
+            decoded += video.packets_decoded
     return decoded
 
 

@@ -9,18 +9,20 @@ it (in decode order, shown no later than it) up to it, and passes over every oth
 by demuxing alone; stretches that meet are decoded once. NTU's files have a key frame
 every 12 frames, so 5 frames of a 103-frame clip cost 25 decoded frames instead of 103.
 
-Each decoded stretch is checked against the index: its pictures must come out in pts
-order, one per packet, starting with a key frame. A stream that breaks the rules
-(packets without timestamps, timestamps in decode order for reordered pictures as AVI
-stores H.264 with B-frames, a packet that gives no picture, a false key-frame flag,
-discarded packets, ...) is decoded from its first frame instead, which is exact by
-definition. A flaw in a stretch that is never decoded goes unseen; no file we know of has
-one. Frames are converted to BGR by FFmpeg's swscale, as OpenCV's ``VideoCapture`` does
-(bit-identical to OpenCV's frames on NTU's files and on the formats the tests write).
+Each decoded stretch is checked against the index: every packet fed must give one
+picture, in pts order, and the key frame it starts at must decode as one. A stream that
+breaks the rules (packets without timestamps, timestamps in decode order for reordered
+pictures as AVI stores H.264 with B-frames, a packet that gives no picture, a false
+key-frame flag, discarded packets, ...) is decoded from its first frame instead, which
+is exact by definition. A flaw in a stretch that is never decoded goes unseen; no file we
+know of has one. Frames are converted to BGR by FFmpeg's swscale, as OpenCV's
+``VideoCapture`` does (bit-identical to OpenCV's frames on NTU's files and on the formats
+the tests write).
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -124,7 +126,7 @@ class IndexedVideoReader:
         self.info = VideoInfo(frame_count=max(int(self._stream.frames), 0),
                               width=int(context.width), height=int(context.height),
                               fps=float(rate) if rate else 0.0)
-        self.decoded_pictures = 0     # pictures the decoder returned (for benchmarks)
+        self.packets_decoded = 0      # packets sent to the decoder (for benchmarks)
 
     def _open(self):
         try:
@@ -207,22 +209,21 @@ class IndexedVideoReader:
         joined = 0            # targets whose stretch has begun
         emitted = 0
         last_needed = -1      # the last packet the current stretch must decode
-        stretch = None        # [pts of its key frame, next frame expected out]
+        stretch_pts = None    # pts of the key frame the current stretch began at
+        pending = []          # frames fed in this stretch, not out yet (a heap)
 
         def emit(pictures):
             nonlocal emitted
             for picture in pictures:
-                self.decoded_pictures += 1
                 if picture.pts is None:
                     raise IndexMismatch("a picture without a timestamp")
-                if picture.pts < stretch[0]:
+                if picture.pts < stretch_pts:
                     continue    # shown before the key frame we started at: not needed
-                if picture.pts == stretch[0] and not picture.key_frame:
+                if picture.pts == stretch_pts and not picture.key_frame:
                     raise IndexMismatch("a packet flagged as a key frame is not one")
                 frame = index.frame_of_pts(picture.pts)
-                if frame != stretch[1]:
-                    raise IndexMismatch(f"frame {frame} came out, {stretch[1]} expected")
-                stretch[1] += 1
+                if not pending or heapq.heappop(pending) != frame:
+                    raise IndexMismatch(f"frame {frame} came out of turn")
                 if frame in wanted:
                     emitted += 1
                     yield frame, _bgr(picture)
@@ -239,19 +240,22 @@ class IndexedVideoReader:
                 while joined < len(targets) and starts[joined] <= position:
                     last_needed = max(last_needed, ends[joined])
                     joined += 1
-                if stretch is None:
+                if stretch_pts is None:
                     if joined == began:
                         continue               # between stretches: demux only
                     context.flush_buffers()
-                    stretch = [packet.pts, int(index.frame_of_pts(packet.pts))]
+                    stretch_pts = packet.pts
+                if packet.pts >= stretch_pts:
+                    heapq.heappush(pending, index.frame_of_pts(packet.pts))
+                self.packets_decoded += 1
                 yield from emit(context.decode(packet))
                 next_start = starts[joined] if joined < len(targets) else None
                 if position >= last_needed and (next_start is None
                                                 or next_start > position + 1):
                     yield from emit(context.decode(None))     # drain, then stop decoding
-                    stretch = None
-                    if emitted < joined:
-                        raise IndexMismatch("a chosen frame did not come out")
+                    stretch_pts = None
+                    if pending or emitted < joined:
+                        raise IndexMismatch("a packet gave no picture")
                     if next_start is None:
                         return
         except av.error.FFmpegError as error:
@@ -276,9 +280,9 @@ class IndexedVideoReader:
     def _pictures_from_start(self):
         container, stream = self._open()
         try:
-            for picture in container.decode(stream):
-                self.decoded_pictures += 1
-                yield picture
+            for packet in container.demux(stream):
+                self.packets_decoded += bool(packet.size)
+                yield from packet.decode()       # the last, empty packet drains
         except av.error.FFmpegError as error:
             raise DataError(f"cannot decode the video ({error})", path=self.path) from error
         finally:
