@@ -173,7 +173,8 @@ class ExtractFramesTask(PerSampleTask):
         if keyframes is None:
             notes.append("the stream has no usable key-frame index: exact frames")
             return used
-        exact = sum(1 for index in used if index not in set(keyframes))
+        keyframes = set(keyframes)
+        exact = sum(1 for index in used if index not in keyframes)
         if exact:
             notes.append(f"{exact} of {len(used)} chosen frame(s) have no key frame within "
                          f"{tolerance} frames: decoded exactly")
