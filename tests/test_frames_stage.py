@@ -288,35 +288,3 @@ def test_rebuild_redoes_a_cache_whose_settings_match(built):
     assert not (cache.path / "stray-file").exists()
     assert sorted(workdir.reader(FRAMES, "rebuilt").ids) == sorted(workdir.reader(FRAMES).ids)
 
-
-_IMPORTS = """
-import json, sys
-from pipeline.cli.main import cli
-try:
-    cli(sys.argv[1:])
-except SystemExit as exit:
-    assert not exit.code, exit.code
-print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))
-"""
-
-
-def test_the_command_imports_only_what_it_needs(tmp_path):
-    """Start-up time: a one-process run imports no model library and no joblib, and
-    --help does not import the decoder either."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from frames_factories import REPO
-    video = write_video(tmp_path / "v.avi", 12)
-    workdir = make_workdir(tmp_path / "wd", [sample("v", video)])
-    heavy = {"torch", "transformers", "accelerate", "joblib"}
-    for args, unwanted in ((["extract-frames", "--help"], heavy | {"av"}),
-                           (["extract-frames", str(workdir.path), "--crop", "none",
-                             "--no-progress"], heavy)):
-        out = subprocess.run([sys.executable, "-c", _IMPORTS, *args], cwd=REPO, check=True,
-                             capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
-        modules = set(json.loads(out.stdout.strip().splitlines()[-1]))
-        assert not modules & unwanted, (args, modules & unwanted)

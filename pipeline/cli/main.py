@@ -7,20 +7,48 @@ import logging
 
 import click
 
-# command name -> "module:attribute"; modules are imported only when their command runs,
-# so `pipeline --help` stays fast and no stage pays for another stage's imports.
+# command name -> ("module:attribute", its one-line help). Modules are imported only when
+# their command runs (or shows its own --help): `pipeline --help` lists the commands from
+# here, since importing them all would load the model libraries (seconds) to print text.
 COMMANDS = {
-    "manifest": "pipeline.cli.manifest:manifest",
-    "status": "pipeline.cli.status:status",
-    "cache-llm-features": "pipeline.cli.cache_llm_features:cache_llm_features_command",
-    "cache-rgb-features": "pipeline.cli.cache_rgb_features:cache_rgb_features_command",
-    "make-tiny-models": "pipeline.cli.make_tiny_models:make_tiny_models_command",
-    "run": "pipeline.cli.run:run_command",
-    "extract-skeletons": "pipeline.cli.extract_skeletons:extract_skeletons_command",
-    "extract-frames": "pipeline.cli.extract_frames:extract_frames",
-    "stitch": "pipeline.cli.stitch:stitch",
-    "preview": "pipeline.cli.preview:preview",
-    "make-demo-data": "pipeline.cli.make_demo_data:make_demo_data",
+    "manifest": (
+        "pipeline.cli.manifest:manifest",
+        "Build WORKDIR/manifest.jsonl for DATASET from the files under ROOT."),
+    "status": (
+        "pipeline.cli.status:status",
+        "Show every stage of WORKDIR: per cache, shards done/total, samples, failures, "
+        "damaged shards and fingerprint; stages without a cache show as not started."),
+    "cache-llm-features": (
+        "pipeline.cli.cache_llm_features:cache_llm_features_command",
+        "Ask a vision-language model about each temporal image; cache answers and "
+        "features."),
+    "cache-rgb-features": (
+        "pipeline.cli.cache_rgb_features:cache_rgb_features_command",
+        "Cache one image-backbone feature vector per temporal image (the FAM's CNN "
+        "feature)."),
+    "make-tiny-models": (
+        "pipeline.cli.make_tiny_models:make_tiny_models_command",
+        "Write tiny random-weight models (BLIP VQA, Qwen2-VL-style chat, ResNet) to "
+        "DIRECTORY."),
+    "run": (
+        "pipeline.cli.run:run_command",
+        "Run the pipeline stages of WORKDIR in order, from --from to --to."),
+    "extract-skeletons": (
+        "pipeline.cli.extract_skeletons:extract_skeletons_command",
+        "Read every sample's skeleton file into WORKDIR/cache/skeletons/default."),
+    "extract-frames": (
+        "pipeline.cli.extract_frames:extract_frames",
+        "Take m person crops per sample from its video into WORKDIR/cache/frames/NAME."),
+    "stitch": (
+        "pipeline.cli.stitch:stitch",
+        "Paste each sample's m crops left to right into one image: "
+        "WORKDIR/cache/stitch/NAME."),
+    "preview": (
+        "pipeline.cli.preview:preview",
+        "Write SAMPLE_ID's temporal image with its skeleton drawn on each tile."),
+    "make-demo-data": (
+        "pipeline.cli.make_demo_data:make_demo_data",
+        "Write a small NTU-style demo dataset (skeletons and videos) into ROOT."),
 }
 
 
@@ -29,11 +57,14 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
-        if target is None:
+        if name not in COMMANDS:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
