@@ -5,7 +5,9 @@ the key frame before each chosen frame: the fewest frames exact frames need, and
 method that can do ``--sampling keyframe`` (:mod:`pipeline.video.indexed`).
 ``grab``/``seek``: OpenCV (:mod:`pipeline.video.reader`). ``auto``: ``index`` when PyAV is
 installed, else OpenCV, grabbing across short gaps and seeking across long ones. All of
-them return the frames that decoding every frame gives.
+them return the frames that decoding every frame gives. One difference: for a container
+that does not declare its frame count (Matroska, WebM), OpenCV estimates it from the
+duration while the index counts the packets, so the frames chosen can differ.
 """
 
 from __future__ import annotations
