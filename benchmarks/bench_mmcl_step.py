@@ -250,7 +250,7 @@ def main() -> None:
         backbone = copy.deepcopy(master).train()
         spec = token_store.spec if name == "mmcl-cached-token" else store.spec
         objective = ClassificationObjective() if setting is None else \
-            MMCLObjective(setting, spec, 60)
+            MMCLObjective(setting, spec, 60, master.feature_dim)
         optimizer = torch.optim.SGD([*backbone.parameters(), *objective.parameters()],
                                     lr=0.01, momentum=0.9, nesterov=True, weight_decay=4e-4)
         variants[name] = (backbone, objective, optimizer)
@@ -316,7 +316,7 @@ def latency(workdir: Workdir, config, backbone, tmp: Path, runs: int) -> None:
     objective = MMCLObjective(
         MMCLSettings.from_dict({}),
         FeatureSpec(rgb_width=image_width, llm_width=vlm.hidden_size, num_questions=1),
-        60).eval()
+        60, backbone.feature_dim).eval()
 
     def skeleton_only():
         x = torch.from_numpy(transform_for_inference(joints, config))[None]

@@ -103,7 +103,7 @@ def test_bad_input_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="V=25"):
         model(torch.randn(2, 3, 16, 20, 2))
     with pytest.raises(ValueError, match="unknown model"):
-        build_model("stgcn", num_classes=60, layout="ntu")
+        build_model("resnet", num_classes=60, layout="ntu")
     with pytest.raises(ValueError, match="layout"):
         build_model(num_classes=60)
 

@@ -8,6 +8,8 @@ Layout of a run directory::
     RUN_DIR/init.json                what ``model.init_from`` loaded and left fresh (if set)
     RUN_DIR/trackers.json            experiment trackers used and their run ids
                                      (``train.tracking``); TensorBoard: RUN_DIR/tensorboard/
+    RUN_DIR/model.json               the backbone (build arguments), its parameter count and
+                                     FLOPs per sample at the run's input shape
     RUN_DIR/checkpoints/last.pt      full training state, rewritten every epoch (and every
                                      ``run.checkpoint_every_steps`` steps)
     RUN_DIR/checkpoints/best.pt      weights of the best epoch so far (no optimizer state)
@@ -19,7 +21,7 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``format`` (``"mmcl-train-checkpoint"``), ``version`` (1), ``kind`` (``"last"``/``"best"``)
 ``model``        backbone ``state_dict`` (no ``module.`` prefix), what export/predict load
 ``model_info``   ``train.models.build_model`` arguments: name, num_classes, layout,
-                 num_persons, in_channels, dropout
+                 num_persons, in_channels, dropout, options
 ``objective``    state dict of the training objective's own parameters (may be empty)
 ``config``       the resolved config as a dict (``TrainConfig.from_dict`` reads it)
 ``class_names``  list of class names, or None

@@ -27,11 +27,13 @@ import yaml
 
 from data_manifest.layouts import LAYOUTS
 from train.errors import ConfigError
+from train.models.registry import MODEL_NAMES
 from train.presets import PRESETS
 from train.tracking import parse_log_with
 
 MODALITIES = ("joint", "bone", "joint-motion", "bone-motion")
 FEEDERS = ("ntu", "nw-ucla")
+SCHEDULES = ("step", "cosine")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 
 
@@ -57,7 +59,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "ctrgcn"
+    name: str = "ctrgcn"                  # backbone: ctrgcn, stgcn, hdgcn, infogcn
     layout: str = "ntu"                   # skeleton layout (data_manifest.layouts)
     num_classes: int = 60
     num_persons: int = 2
@@ -65,6 +67,8 @@ class ModelConfig:
     dropout: float = 0.0
     init_from: str | None = None          # new runs start from these weights (.pt/.npz)
     init_skip: list[str] = field(default_factory=list)   # name prefixes left fresh, e.g. fc
+    options: dict[str, Any] = field(default_factory=dict)  # the backbone's own settings,
+                                          # checked by it (docs/training.md, "Backbones")
 
 
 @dataclass
@@ -84,8 +88,10 @@ class OptimConfig:
 class ScheduleConfig:
     epochs: int = 65
     warmup_epochs: int = 5                # linear warm-up, lr * (epoch + 1) / warmup_epochs
-    steps: list[int] = field(default_factory=lambda: [35, 55])   # lr *= gamma at these epochs
+    kind: str = "step"                    # after warm-up: "step" decay or "cosine" annealing
+    steps: list[int] = field(default_factory=lambda: [35, 55])   # step: lr *= gamma here
     gamma: float = 0.1
+    min_lr_ratio: float = 0.001           # cosine: the lr falls to lr * min_lr_ratio
 
 
 @dataclass
@@ -219,6 +225,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
 def validate(config: TrainConfig) -> None:
     d, m, o, s, r = config.data, config.model, config.optim, config.schedule, config.run
     _choice("data.feeder", d.feeder, FEEDERS)
+    _choice("model.name", m.name, MODEL_NAMES)
+    _choice("schedule.kind", s.kind, SCHEDULES)
     _choice("data.modality", d.modality, MODALITIES)
     _choice("model.layout", m.layout, tuple(LAYOUTS))
     _choice("run.mixed_precision", r.mixed_precision, MIXED_PRECISION)
@@ -259,6 +267,8 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"{where} must not be negative, not {value}")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr must be positive, not {o.lr}")
+    if not 0 <= s.min_lr_ratio <= 1:
+        raise ConfigError(f"schedule.min_lr_ratio must be in [0, 1], not {s.min_lr_ratio}")
     if list(s.steps) != sorted(s.steps):
         raise ConfigError(f"schedule.steps must be increasing, not {s.steps}")
     if m.init_skip and not m.init_from:

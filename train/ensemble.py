@@ -83,8 +83,8 @@ def _prepare(stream: Scores, softmax: bool) -> np.ndarray:
 
 
 def fuse(streams: Sequence[Scores], weights: Sequence[float], *,
-         softmax: bool = False) -> Scores:
-    streams = align(streams)
+         softmax: bool = False, names: Sequence[str] | None = None) -> Scores:
+    streams = align(streams, names)
     if len(weights) != len(streams):
         raise TrainError(f"{len(weights)} weights for {len(streams)} score files")
     total = sum(w * _prepare(s, softmax) for w, s in zip(weights, streams))
@@ -94,9 +94,10 @@ def fuse(streams: Sequence[Scores], weights: Sequence[float], *,
 
 
 def search_weights(streams: Sequence[Scores], *, grid: Sequence[float] = DEFAULT_GRID,
-                   softmax: bool = False, rounds: int = 3) -> tuple[list[float], float]:
+                   softmax: bool = False, rounds: int = 3,
+                   names: Sequence[str] | None = None) -> tuple[list[float], float]:
     """Weights maximising top-1 on ``streams`` (coordinate ascent from all ones)."""
-    streams = align(streams)
+    streams = align(streams, names)
     values = [_prepare(s, softmax) for s in streams]
     labels = streams[0].labels
     weights = [1.0] * len(values)
@@ -123,8 +124,11 @@ def search_weights(streams: Sequence[Scores], *, grid: Sequence[float] = DEFAULT
 
 
 def ensemble(streams: Sequence[Scores], *, weights: Sequence[float] | None = None,
-             heldout: Sequence[Scores] | None = None, softmax: bool = False) -> EnsembleResult:
-    """Fuse ``streams`` with given weights, weights searched on ``heldout``, or equal ones."""
+             heldout: Sequence[Scores] | None = None, softmax: bool = False,
+             names: Sequence[str] | None = None) -> EnsembleResult:
+    """Fuse ``streams`` with given weights, weights searched on ``heldout``, or equal ones.
+
+    ``names`` (one per stream, e.g. the files or runs) name the streams in errors."""
     if weights is not None and heldout is not None:
         raise TrainError("give weights or a held-out set to search them on, not both")
     heldout_top1 = None
@@ -132,10 +136,12 @@ def ensemble(streams: Sequence[Scores], *, weights: Sequence[float] | None = Non
         if len(heldout) != len(streams):
             raise TrainError(f"{len(heldout)} held-out score files for {len(streams)} "
                              "streams; give one per stream, in the same order")
-        weights, heldout_top1 = search_weights(heldout, softmax=softmax)
+        weights, heldout_top1 = search_weights(
+            heldout, softmax=softmax,
+            names=[f"{name} (held out)" for name in names] if names else None)
     elif weights is None:
         weights = [1.0] * len(streams)
-    fused = fuse(streams, weights, softmax=softmax)
+    fused = fuse(streams, weights, softmax=softmax, names=names)
     return EnsembleResult(weights=list(weights), fused=fused, top1=fused.top(1),
                           top5=fused.top(5), stream_top1=[s.top(1) for s in streams],
                           heldout_top1=heldout_top1)

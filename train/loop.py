@@ -38,6 +38,8 @@ from train.data.sampler import EpochSampler
 from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
 from train.files import write_text_atomic
 from train.modeling import ModelBuilder, build_backbone, model_info
+from train.models.cost import model_cost
+from train.models.graph import layout_by_name_or_joints
 from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.schedule import build_scheduler
@@ -50,6 +52,7 @@ CONFIG_FILE = ckpt.CONFIG_FILE
 METRICS_FILE = "metrics.jsonl"
 DATA_FILE = "data.json"           # sample counts per part and the samples left out, why
 INIT_FILE = "init.json"           # what model.init_from loaded and what it left fresh
+MODEL_FILE = "model.json"         # the backbone, its parameters and FLOPs per sample
 # keys that may change when a run is resumed: they do not change what is learned
 RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
                     "run.eval_every_epochs", "run.log_with", "run.log_every_steps",
@@ -511,6 +514,15 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
         if trainer.init is not None:
             write_text_atomic(run_dir / INIT_FILE,
                               json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
+        m = config.model
+        cost = model_cost(trainer.unwrapped.backbone,
+                          (m.in_channels, config.data.window,
+                           layout_by_name_or_joints(m.layout).num_joints, m.num_persons))
+        write_text_atomic(run_dir / MODEL_FILE, json.dumps(
+            {"model": model_info(config), **cost.to_dict()}, indent=2, sort_keys=True) + "\n")
+        log.info("model %s: %s", m.name, cost.summary())
+        if config.run.progress:
+            tqdm.write(f"model {m.name}: {cost.summary()}")
     accelerator.wait_for_everyone()
     if trainer.resume() and trainer.epoch >= config.schedule.epochs:
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from train.config import TrainConfig
@@ -16,7 +17,8 @@ def model_info(config: TrainConfig) -> dict[str, Any]:
     """The arguments of ``train.models.build_model`` for this config (saved in checkpoints)."""
     m = config.model
     return {"name": m.name, "num_classes": m.num_classes, "layout": m.layout,
-            "num_persons": m.num_persons, "in_channels": m.in_channels, "dropout": m.dropout}
+            "num_persons": m.num_persons, "in_channels": m.in_channels, "dropout": m.dropout,
+            "options": dict(m.options)}
 
 
 def build_backbone(config: TrainConfig) -> nn.Module:
@@ -27,3 +29,10 @@ def build_backbone(config: TrainConfig) -> nn.Module:
         return build_model(name, **info)
     except ValueError as error:
         raise ConfigError(f"model: {error}") from error
+
+
+def backbone_outline(config: TrainConfig) -> nn.Module:
+    """The config's backbone built on the meta device (no memory, no initialisation), to
+    read attributes such as ``feature_dim`` before the real one exists."""
+    with torch.device("meta"):
+        return build_backbone(config)

@@ -31,6 +31,7 @@ from train.errors import ConfigError
 OBJECTIVES: dict[str, str] = {
     "classification": "train.objectives:build_classification",
     "mmcl": "train.mmcl.objective:build_mmcl",
+    "infogcn": "train.objective_infogcn:build_infogcn",
 }
 
 

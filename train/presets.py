@@ -4,15 +4,24 @@ NTU presets follow CTR-GCN's published configs (SGD nesterov, lr 0.1 for a batch
 weight decay 4e-4, 65 epochs, lr x0.1 at epochs 35 and 55, 5 warm-up epochs, 64-frame
 window, p_interval [0.5, 1] in training and [0.95] in test, random rotation).
 ``ntu120-xsub-mmcl`` is MMCL's own NTU120 X-Sub config: co-learning on (``objective.name:
-mmcl``, FAM and FRM) with its schedule (batch 200, 110 epochs, steps 90 and 100). NW-UCLA follows CTR-GCN's UCLA config (weight decay 1e-4,
-batch 16, step 50, training set repeated 5x per epoch, 52 frames).
+mmcl``, FAM and FRM) with its schedule (batch 200, 110 epochs, steps 90 and 100). NW-UCLA
+follows CTR-GCN's UCLA config (weight decay 1e-4, batch 16, step 50, training set repeated
+5x per epoch, 52 frames).
+
+``<preset>-<backbone>`` (e.g. ``ntu60-xsub-hdgcn``, ``nw-ucla-stgcn``) swaps in another
+backbone with the parts of its published recipe that differ from CTR-GCN's
+(``BACKBONE_RECIPES``): its model settings everywhere, its optimiser and schedule on NTU,
+where the authors published them. The data handling stays the toolkit's for every
+backbone, so they are compared on the same inputs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_NTU_COMMON: dict[str, Any] = {
+Preset = dict[str, dict[str, Any]]
+
+_NTU_COMMON: Preset = {
     "data": {"feeder": "ntu", "window": 64, "p_interval_train": [0.5, 1.0],
              "p_interval_test": [0.95], "random_rot": True, "rot_theta": 0.3, "repeat": 1},
     "model": {"name": "ctrgcn", "layout": "ntu", "num_persons": 2},
@@ -22,24 +31,24 @@ _NTU_COMMON: dict[str, Any] = {
 }
 
 
-def _ntu(protocol: str, num_classes: int, **extra: dict[str, Any]) -> dict[str, Any]:
-    preset = {key: dict(value) for key, value in _NTU_COMMON.items()}
-    preset["data"]["protocol"] = protocol
-    preset["model"]["num_classes"] = num_classes
-    for section, values in extra.items():
-        preset.setdefault(section, {}).update(values)
-    return preset
+def _with(preset: Preset, **sections: dict[str, Any]) -> Preset:
+    """A copy of ``preset`` with the keys of ``sections`` set (section by section)."""
+    updated = {section: dict(values) for section, values in preset.items()}
+    for section, values in sections.items():
+        updated.setdefault(section, {}).update(values)
+    return updated
 
 
-PRESETS: dict[str, dict[str, Any]] = {
+def _ntu(protocol: str, num_classes: int, **extra: dict[str, Any]) -> Preset:
+    return _with(_NTU_COMMON, data={"protocol": protocol},
+                 model={"num_classes": num_classes}, **extra)
+
+
+DATASET_PRESETS: dict[str, Preset] = {
     "ntu60-xsub": _ntu("ntu60-xsub", 60),
     "ntu60-xview": _ntu("ntu60-xview", 60),
     "ntu120-xsub": _ntu("ntu120-xsub", 120),
     "ntu120-xset": _ntu("ntu120-xset", 120),
-    "ntu120-xsub-mmcl": _ntu("ntu120-xsub", 120,
-                             optim={"batch_size": 200, "reference_batch": 200},
-                             schedule={"epochs": 110, "steps": [90, 100]},
-                             objective={"name": "mmcl"}),
     "nw-ucla": {
         "data": {"protocol": "nw-ucla-xview", "feeder": "nw-ucla", "window": 52,
                  "random_rot": False, "ucla_max_angle_deg": 60,
@@ -50,4 +59,53 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "batch_size": 16, "test_batch_size": 64, "reference_batch": 16},
         "schedule": {"epochs": 65, "warmup_epochs": 5, "steps": [50], "gamma": 0.1},
     },
+}
+
+# backbone -> {"all": sections for every dataset, "ntu": sections for the NTU presets}
+BACKBONE_RECIPES: dict[str, dict[str, Preset]] = {
+    # yysijie/st-gcn config/st_gcn/ntu-xsub/train.yaml and processor/recognition.py:
+    # dropout 0.5 in every block but the first, SGD nesterov lr 0.1, weight decay 1e-4,
+    # lr x0.1 at epochs 10 and 50, 80 epochs, batch 64, no warm-up.
+    "stgcn": {
+        "all": {"model": {"name": "stgcn", "dropout": 0.5}},
+        "ntu": {"optim": {"weight_decay": 1e-4},
+                "schedule": {"epochs": 80, "warmup_epochs": 0, "steps": [10, 50]}},
+    },
+    # jho-lee/HD-GCN config/nturgbd*/joint_com_21.yaml and main.py: 90 epochs, 5 warm-up
+    # epochs, then cosine annealing to lr * 0.001 (lr_ratio); lr 0.1, weight decay 4e-4,
+    # batch 64. model.options.com picks the hierarchy (the paper ensembles 1, 2 and 21).
+    "hdgcn": {
+        "all": {"model": {"name": "hdgcn"}},
+        "ntu": {"model": {"options": {"com": 21}},
+                "schedule": {"epochs": 90, "warmup_epochs": 5, "kind": "cosine",
+                             "min_lr_ratio": 0.001}},
+    },
+    # stnoah1/infogcn README and args.py: its information-bottleneck loss, k = 1, batch
+    # 128, weight decay 5e-4, 110 epochs, lr x0.1 at 90 and 100, 5 warm-up epochs.
+    "infogcn": {
+        "all": {"model": {"name": "infogcn"}, "objective": {"name": "infogcn"}},
+        "ntu": {"model": {"options": {"k": 1}},
+                "optim": {"batch_size": 128, "test_batch_size": 128,
+                          "reference_batch": 128, "weight_decay": 5e-4},
+                "schedule": {"epochs": 110, "warmup_epochs": 5, "steps": [90, 100]}},
+    },
+}
+
+
+def _backbone_preset(base: str, backbone: str) -> Preset:
+    recipe = BACKBONE_RECIPES[backbone]
+    preset = _with(DATASET_PRESETS[base], **recipe["all"])
+    if DATASET_PRESETS[base]["data"]["feeder"] == "ntu":
+        preset = _with(preset, **recipe["ntu"])
+    return preset
+
+
+PRESETS: dict[str, Preset] = {
+    **DATASET_PRESETS,
+    "ntu120-xsub-mmcl": _ntu("ntu120-xsub", 120,
+                             optim={"batch_size": 200, "reference_batch": 200},
+                             schedule={"epochs": 110, "steps": [90, 100]},
+                             objective={"name": "mmcl"}),
+    **{f"{base}-{backbone}": _backbone_preset(base, backbone)
+       for base in DATASET_PRESETS for backbone in BACKBONE_RECIPES},
 }

@@ -17,7 +17,7 @@ from train.mmcl.contrastive import DEFAULT_TAU, gather_batch, symmetric_contrast
 
 
 class FeatureAlignment(nn.Module):
-    def __init__(self, in_features: int, out_features: int = 256, tau: float = DEFAULT_TAU):
+    def __init__(self, in_features: int, out_features: int, tau: float = DEFAULT_TAU):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"FAM widths must be positive, got {in_features} -> "

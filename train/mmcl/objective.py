@@ -29,6 +29,7 @@ from train.mmcl.features import (IMAGE_KEY, LLM_COUNTS_KEY, LLM_KEY, RGB_KEY, Fe
                                  FeatureStore)
 from train.mmcl.frm import TOKEN_POOLINGS, FeatureRefinement
 from train.mmcl.online_encoder import build_online_encoder
+from train.modeling import backbone_outline
 from train.objectives import ObjectivePlan, StepOutput
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ class MMCLSettings:
     lambda_refine: float = 0.2              # lambda2
     tau: float = DEFAULT_TAU                # contrastive temperature
     fam_global_batch: bool = True           # several processes: contrast the global batch
-    skeleton_width: int = 256               # the GCN's global feature width (CTR-GCN: 256)
+    skeleton_width: int | None = None       # the GCN's global feature width; None: the
+                                            # backbone's own (feature_dim)
     rgb_cache: str | None = None            # rgb-features cache name (None: the only one)
     llm_cache: str | None = None            # llm-features cache name (None: the only one)
     rgb_model: str | None = None            # encoder the rgb cache must come from (None: any)
@@ -88,6 +90,8 @@ class MMCLSettings:
             fail(f"tau must be positive, not {self.tau}")
         for name in ("skeleton_width", "frm_matrices", "frm_hidden"):
             value = getattr(self, name)
+            if name == "skeleton_width" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(f"{name} must be a positive integer, not {value!r}")
         if self.llm_level not in ("pooled", "token"):
@@ -137,7 +141,9 @@ class MMCLObjective(nn.Module):
     gives the logits and the global skeleton feature (N, skeleton_width).
     """
 
-    def __init__(self, settings: MMCLSettings, features: FeatureSpec, num_classes: int):
+    def __init__(self, settings: MMCLSettings, features: FeatureSpec, num_classes: int,
+                 skeleton_width: int | None = None):
+        """``skeleton_width``: the backbone's ``feature_dim``, unless the settings fix it."""
         super().__init__()
         self.settings = settings
         self.features = features
@@ -154,7 +160,11 @@ class MMCLObjective(nn.Module):
                 raise TrainError("FAM is on but no RGB features were opened")
             else:
                 rgb_width = features.rgb_width
-            self.fam = FeatureAlignment(rgb_width, settings.skeleton_width, settings.tau)
+            width = settings.skeleton_width or skeleton_width
+            if width is None:
+                raise TrainError("FAM needs the skeleton feature width: the backbone's "
+                                 "feature_dim or objective.options.skeleton_width")
+            self.fam = FeatureAlignment(rgb_width, width, settings.tau)
         if settings.frm:
             if features.llm_width is None or features.num_questions is None:
                 raise TrainError("FRM is on but no LLM features were opened")
@@ -246,7 +256,8 @@ def build_mmcl(config: TrainConfig) -> ObjectivePlan:
         raise TrainError(str(error)) from error
     if len(report):
         log.warning("%s", report.summary())
-    objective = MMCLObjective(settings, store.spec, num_classes)
+    objective = MMCLObjective(settings, store.spec, num_classes,
+                              backbone_outline(config).feature_dim)
     log.info("mmcl: FAM %s, FRM %s; features %s", "on" if settings.fam else "off",
              "on" if settings.frm else "off", store.spec.to_dict())
     return ObjectivePlan(objective, extras=store.sources(), skip_missing=settings.skip_missing)

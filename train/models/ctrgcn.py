@@ -16,10 +16,16 @@ importing one is a checked identity mapping (see ``reference_import.py``).
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
+
+from data_manifest.layouts import Layout
+from train.models.common import (check_input, check_options, global_pool,
+                                 fold_persons, persons_joints_channels)
+from train.models.graph import spatial_adjacency
 
 # (output width, temporal stride) of blocks l1..l10.
 BLOCK_SPECS: tuple[tuple[int, int], ...] = (
@@ -66,9 +72,12 @@ class MultiScaleTemporalConv(nn.Module):
     branches[0..1]: 1x1 conv, BN, ReLU, temporal conv (kernel 5, dilation 1 and 2) + BN;
     branches[2]:    1x1 conv, BN, ReLU, max-pool over 3 frames, BN;
     branches[3]:    strided 1x1 conv, BN.
+
+    ``temporal_conv`` builds the dilated convolutions (HD-GCN's keeps its bias apart).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 temporal_conv: Callable[..., nn.Module] = TemporalConvBN):
         super().__init__()
         num_branches = len(TEMPORAL_DILATIONS) + 2
         if out_channels % num_branches:
@@ -80,8 +89,8 @@ class MultiScaleTemporalConv(nn.Module):
             return [nn.Conv2d(in_channels, width, kernel_size=1), nn.BatchNorm2d(width),
                     nn.ReLU(inplace=True)]
 
-        branches = [nn.Sequential(*squeeze(), TemporalConvBN(width, width, TEMPORAL_KERNEL,
-                                                             stride, dilation))
+        branches = [nn.Sequential(*squeeze(), temporal_conv(width, width, TEMPORAL_KERNEL,
+                                                            stride, dilation))
                     for dilation in TEMPORAL_DILATIONS]
         branches.append(nn.Sequential(
             *squeeze(),
@@ -217,25 +226,11 @@ class CTRGCN(nn.Module):
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
         _init_bn(self.data_bn, 1.0)
 
-    def _normalise_input(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V, M) -> data BN per (person, joint, coordinate) -> (N*M, C, T, V)."""
-        if x.dim() != 5:
-            raise ValueError("expected input of shape (N, C, T, V, M), got "
-                             + str(list(x.shape)))
-        n, c, t, v, m = x.shape
-        if c != self.in_channels or v != self.num_joints or m != self.num_persons:
-            raise ValueError("input (N, C, T, V, M) = " + str(list(x.shape))
-                             + " does not match the model's C=" + str(self.in_channels)
-                             + ", V=" + str(self.num_joints) + ", M=" + str(self.num_persons))
-        x = x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t)
-        x = self.data_bn(x)
-        return x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
-
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, num_classes) and the global feature (N, 256) they are computed from."""
-        x = self._normalise_input(x)   # checks the shape first
-        n = x.shape[0] // self.num_persons
-        m = self.num_persons
+        check_input(x, self.in_channels, self.num_joints, self.num_persons)
+        x = self.data_bn(persons_joints_channels(x))
+        x = fold_persons(x, self.num_persons, self.num_joints)
         x = self.l1(x)
         x = self.l2(x)
         x = self.l3(x)
@@ -246,10 +241,16 @@ class CTRGCN(nn.Module):
         x = self.l8(x)
         x = self.l9(x)
         x = self.l10(x)
-        # (N*M, C, T', V) -> mean over frames and joints, then over persons.
-        feature = x.reshape(n, m, x.shape[1], -1).mean(3).mean(1)
+        feature = global_pool(x, self.num_persons)
         logits = self.fc(self.drop_out(feature))
         return logits, feature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[0]
+
+
+def build(num_classes: int, layout: Layout, num_persons: int, in_channels: int,
+          dropout: float, options: Mapping[str, Any] | None = None) -> CTRGCN:
+    check_options("ctrgcn", options, {})
+    return CTRGCN(num_classes, spatial_adjacency(layout), num_persons=num_persons,
+                  in_channels=in_channels, dropout=dropout)

@@ -23,8 +23,10 @@ from train.models.reference_import import load_checked, unwrap_state_dict
 
 log = logging.getLogger(__name__)
 
-# model_info entries that decide the weights' names and shapes (dropout does not)
-WEIGHT_SHAPING = ("name", "num_classes", "layout", "num_persons", "in_channels")
+# model_info entries that decide the weights' names and shapes (dropout does not), with
+# the value meant when a checkpoint from before the entry existed lacks it
+WEIGHT_SHAPING = {"name": None, "num_classes": None, "layout": None, "num_persons": None,
+                  "in_channels": None, "options": {}}
 
 
 @dataclass
@@ -56,11 +58,12 @@ def load_run(run_dir: str | Path, checkpoint: str | Path = "auto") -> LoadedRun:
     recorded = payload.get("model_info")
     expected = {key: value for key, value in model_info(config).items()
                 if key in WEIGHT_SHAPING}
-    if isinstance(recorded, dict) and any(recorded.get(k) != v for k, v in expected.items()):
-        differences = ", ".join(f"{key}: {recorded.get(key)!r} in the checkpoint, "
+    if isinstance(recorded, dict):
+        recorded = {key: recorded.get(key, WEIGHT_SHAPING[key]) for key in expected}
+    if isinstance(recorded, dict) and recorded != expected:
+        differences = ", ".join(f"{key}: {recorded[key]!r} in the checkpoint, "
                                 f"{value!r} in {CONFIG_FILE}"
-                                for key, value in expected.items()
-                                if recorded.get(key) != value)
+                                for key, value in expected.items() if recorded[key] != value)
         raise CheckpointError(f"{path} was not made by this run's model ({differences})")
     model = build_backbone(config)
     load_checked(model, unwrap_state_dict({"model": payload.get("model")}, str(path)),

@@ -1,6 +1,7 @@
-"""Load published CTR-GCN weights (and this project's own) into a backbone, strictly.
+"""Load published weights (and this project's own) into a backbone, strictly.
 
-The backbone uses the published CTR-GCN parameter names, so importing is an identity
+Every backbone keeps the parameter names of its published implementation (CTR-GCN,
+ST-GCN, HD-GCN, InfoGCN: see ``train.models.registry``), so importing is an identity
 mapping once wrappers are removed: ``module.`` (DataParallel/DDP), ``_orig_mod.``
 (torch.compile), the ``state_dict/`` prefix of the reference ``.npz``, and a
 ``{"model": ...}`` or ``{"state_dict": ...}`` wrapper. Every key and shape is checked before
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from train.errors import CheckpointError, error_summary
+from train.models.registry import backbone_of_checkpoint
 
 NPZ_PREFIX = "state_dict/"
 WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
@@ -113,7 +115,7 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
                         if tuple(expected[key].shape) != tuple(state[key].shape))
     if not (missing or unexpected or mismatched):
         return
-    problems = _diagnose(expected, state, mismatched)
+    problems = _diagnose(model, expected, state, mismatched)
     if missing:
         problems.append(f"{len(missing)} missing keys: {_list_keys(missing)}")
     if unexpected:
@@ -162,7 +164,8 @@ def init_from_checkpoint(model: nn.Module, path: str | Path,
 
 
 def load_reference_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a published CTR-GCN checkpoint (``.pt``/``.pth``) or reference ``.npz``."""
+    """Load a published checkpoint of the model's reference code (``.pt``/``.pth``) or
+    the CTR-GCN reference ``.npz``."""
     return load_checked(model, read_state_dict(path), source=str(path))
 
 
@@ -180,14 +183,22 @@ def _read_npz(path: Path) -> dict[str, torch.Tensor]:
             for key, value in state.items()}
 
 
-def _diagnose(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
-              mismatched: list[str]) -> list[str]:
-    """Plain-words diagnoses for the usual mistakes: class count, joint count, model."""
+def _diagnose(model: nn.Module, expected: Mapping[str, torch.Tensor],
+              state: Mapping[str, torch.Tensor], mismatched: list[str]) -> list[str]:
+    """Plain-words diagnoses for the usual mistakes: class count, joint count, model.
+
+    A backbone names its classifier weight (``classifier_weight``, default ``fc.weight``)
+    and the parameters whose last dimension is the joint count (``graph_keys``, patterns,
+    default ``*.PA``).
+    """
     found = []
-    if "fc.weight" in mismatched:
-        found.append(f"the checkpoint has {state['fc.weight'].shape[0]} classes, the model "
-                     f"{expected['fc.weight'].shape[0]}")
-    graph_keys = [key for key in mismatched if key.endswith(".PA")]
+    classifier = getattr(model, "classifier_weight", "fc.weight")
+    if classifier in mismatched:
+        found.append(f"the checkpoint has {state[classifier].shape[0]} classes, the model "
+                     f"{expected[classifier].shape[0]}")
+    patterns = getattr(model, "graph_keys", ("*.PA",))
+    graph_keys = [key for key in mismatched
+                  if any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)]
     if graph_keys:
         found.append(f"the checkpoint is for {state[graph_keys[0]].shape[-1]} joints, the "
                      f"model for {expected[graph_keys[0]].shape[-1]}")
@@ -196,7 +207,12 @@ def _diagnose(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Te
                      f"({state['data_bn.weight'].shape[0]} values per frame, the model "
                      f"{expected['data_bn.weight'].shape[0]})")
     if len(set(expected) & set(state)) < len(expected) // 2:
-        found.append("it looks like a checkpoint of another model")
+        theirs, ours = backbone_of_checkpoint(state), backbone_of_checkpoint(expected)
+        if theirs is not None and theirs != ours:
+            found.insert(0, f"it looks like a {theirs} checkpoint (model.name: {theirs}), "
+                            f"the model is {ours or 'another backbone'}")
+        else:
+            found.insert(0, "it looks like a checkpoint of another model")
     return found
 
 
