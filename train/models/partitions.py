@@ -62,8 +62,8 @@ def stgcn_spatial_partition(layout: Layout, max_hop: int = 1) -> np.ndarray:
     the source's and the target's hops to the centre joint: equal -> root subset (hop 0
     is the self-loops alone), source farther -> centripetal, source nearer -> centrifugal.
     As in the published code the hops to the centre are capped at ``max_hop`` as well
-    (farther counts as infinite), so with ``max_hop=1`` only the bones at the centre joint
-    are split and all others land in the root subset.
+    (farther counts as infinite), so with ``max_hop=1`` only the bones that touch the
+    centre joint or one of its neighbours are split; all others land in the root subset.
     """
     hops = hop_distances(layout, max_hop)
     weights = normalize_columns((hops <= max_hop).astype(np.float64))
