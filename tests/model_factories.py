@@ -60,10 +60,11 @@ def is_buffer_key(name: str) -> bool:
 
 def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
                  checkpoints: tuple[str, ...] = ("best", "last"), window: int | None = 16,
-                 **model_overrides) -> Path:
+                 data: dict | None = None, **model_overrides) -> Path:
     """A run directory like the trainer writes: config.yaml + checkpoints/{best,last}.pt
     with a randomly initialised backbone (BN statistics perturbed so eval mode matters).
-    ``window`` (frames) is small by default to keep tests fast; None keeps the preset's."""
+    ``window`` (frames) is small by default to keep tests fast; None keeps the preset's.
+    ``data``: more ``data`` settings (e.g. the WORKDIR)."""
     from train.checkpoint import FORMAT, VERSION, checkpoint_path, save_checkpoint
     from train.config import resolve_config
     from train.modeling import build_backbone, model_info
@@ -71,6 +72,8 @@ def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
     updates = [{"model": model_overrides}] if model_overrides else []
     if window is not None:
         updates.append({"data": {"window": window}})
+    if data:
+        updates.append({"data": data})
     config = resolve_config(preset=preset, updates=updates)
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
