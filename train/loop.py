@@ -473,6 +473,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _record_model_cost(backbone: torch.nn.Module, config: TrainConfig, run_dir: Path) -> None:
+    """Parameters and FLOPs per sample at the run's input shape: shown, and in model.json."""
+    m = config.model
+    cost = model_cost(backbone, (m.in_channels, config.data.window,
+                                 layout_by_name_or_joints(m.layout).num_joints, m.num_persons))
+    write_text_atomic(run_dir / MODEL_FILE, json.dumps(
+        {"model": model_info(config), **cost.to_dict()}, indent=2, sort_keys=True) + "\n")
+    log.info("model %s: %s", m.name, cost.summary())
+    if config.run.progress:
+        tqdm.write(f"model {m.name}: {cost.summary()}")
+
+
 def _summary(metrics: dict[str, Any]) -> str:
     parts = [f"epoch {metrics['epoch']}", f"loss {metrics['loss']:.4f}",
              f"lr {metrics['lr']:.4g}", f"train top1 {100 * metrics['train_top1']:.2f}%"]
@@ -514,18 +526,11 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
         if trainer.init is not None:
             write_text_atomic(run_dir / INIT_FILE,
                               json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
-        m = config.model
-        cost = model_cost(trainer.unwrapped.backbone,
-                          (m.in_channels, config.data.window,
-                           layout_by_name_or_joints(m.layout).num_joints, m.num_persons))
-        write_text_atomic(run_dir / MODEL_FILE, json.dumps(
-            {"model": model_info(config), **cost.to_dict()}, indent=2, sort_keys=True) + "\n")
-        log.info("model %s: %s", m.name, cost.summary())
-        if config.run.progress:
-            tqdm.write(f"model {m.name}: {cost.summary()}")
     accelerator.wait_for_everyone()
     if trainer.resume() and trainer.epoch >= config.schedule.epochs:
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)
+    if accelerator.is_main_process:
+        _record_model_cost(trainer.unwrapped.backbone, config, run_dir)
     if trainer.epoch == 0 and trainer.step_in_epoch == 0 and accelerator.is_main_process:
         _write_metrics(run_dir, [])
     if trainer.epoch < config.schedule.epochs:
