@@ -45,7 +45,7 @@ def test_forward_and_features(name, layout, joints, persons):
 
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*deprecated")
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", ["stgcn", "infogcn"])   # HD-GCN: test_export_backbones
 def test_torchscript_export_matches_eager(name):
     model = build_model(name, num_classes=5, layout="ntu").eval()
     x = torch.randn(2, 3, 12, 25, 2)
