@@ -27,8 +27,9 @@ from train.presets import PRESETS
               help="Input stream; same as --set data.modality=... (default: the preset's).")
 @click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None,
-              help="Start a new run from these weights (published CTR-GCN .pt/.pth, the "
-                   "reference .npz or a run's checkpoint); same as --set "
+              help="Start a new run from these weights (a published .pt/.pth of the "
+                   "backbone's reference code, the CTR-GCN reference .npz or a run's "
+                   "checkpoint); same as --set "
                    "model.init_from=...; list parameters to leave fresh with --set "
                    "'model.init_skip=[fc]'. Not applied when resuming.")
 @click.option("--mmcl", is_flag=True,
