@@ -4,6 +4,7 @@ on the val part, applied to test."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -54,6 +55,11 @@ def test_weights_are_searched_on_val_and_applied_to_test(runs):
     assert f"fused: top-1 {100 * fused.top(1):.2f}%" in result.output
     saved, _ = load_scores(chosen[0].parent / "fused.npz")
     assert saved.ids == fused.ids
+    record = json.loads((chosen[0].parent / "fused.json").read_text())   # for train compare
+    assert record["weights_from"] == "searched" and record["weights"] == weights
+    assert [item["scores"] for item in record["streams"]] == \
+        [str((run / "eval/test-last/scores.npz").resolve()) for run in chosen]
+    assert [item["part"] for item in record["heldout"]] == ["val"] * 3
 
     again = _invoke(*chosen, "--search-val")
     assert again.exit_code == 0 and again.output.count("test scores reused") == 3
