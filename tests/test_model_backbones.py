@@ -3,10 +3,13 @@ from, feature_dim, TorchScript export, gradients everywhere, options and bad inp
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from model_factories import single_thread  # noqa: F401 (autouse)
+from model_factories import single_thread, subprocess_env  # noqa: F401 (autouse)
 from train.models import MODEL_NAMES, build_model
 
 NEW = ("stgcn", "hdgcn", "infogcn")
@@ -116,3 +119,12 @@ def test_bad_input_is_refused_with_a_clear_message(name):
         model(torch.randn(2, 3, 8, 25))
     with pytest.raises(ValueError, match="V=25"):
         model(torch.randn(2, 3, 8, 20, 2))
+
+
+def test_the_config_checks_model_names_without_importing_torch():
+    """`train run --help` and config checks stay light: the registry is plain data."""
+    code = ("import sys, train.config; from train.models import MODEL_NAMES; "
+            "print('torch' in sys.modules, len(MODEL_NAMES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=subprocess_env()).stdout.split()
+    assert out == ["False", "4"]

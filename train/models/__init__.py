@@ -10,12 +10,13 @@ implementation so its checkpoints import as a checked identity mapping.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Mapping
 
 from train.models.graph import layout_by_name_or_joints
 from train.models.registry import BACKBONES, MODEL_NAMES
+
+if TYPE_CHECKING:   # the package itself stays light: the config reads MODEL_NAMES
+    from torch import nn
 
 
 def build_model(name: str = "ctrgcn", *, num_classes: int, layout: str | None = None,
