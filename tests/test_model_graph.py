@@ -76,5 +76,6 @@ def test_layout_lookup():
         layout_by_name_or_joints("ntu", 20)
     with pytest.raises(ValueError, match="unknown skeleton layout"):
         layout_by_name_or_joints("coco")
-    with pytest.raises(ValueError, match="17 joints"):
-        layout_by_name_or_joints(num_joints=17)
+    assert layout_by_name_or_joints(num_joints=17).name == "coco-17"
+    with pytest.raises(ValueError, match="no unique skeleton layout with 21 joints"):
+        layout_by_name_or_joints(num_joints=21)

@@ -1,4 +1,6 @@
-"""NW-UCLA JSON, user .npy arrays, and ``load_skeleton_sample`` for every dataset kind."""
+"""NW-UCLA JSON, own-data arrays (.npy), and ``load_skeleton_sample`` for every dataset kind.
+
+The other own-data formats (.npz, .json, CSV of frames, .mat) are in test_own_formats.py."""
 
 import json
 
@@ -6,7 +8,8 @@ import numpy as np
 import pytest
 
 from data_manifest.errors import DataError
-from data_manifest.formats.load import load_skeleton_sample, peek_num_joints
+from data_manifest.formats.load import load_skeleton_sample, survey_file
+from data_manifest.formats.reading import SkeletonReading
 from data_manifest.formats.nw_ucla import read_nw_ucla_json
 from data_manifest.schemas import SKELETON_FIELDS
 from skeleton_factories import NW_UCLA_DIR, REAL_NTU
@@ -75,13 +78,19 @@ def test_unknown_dataset_and_file_type(tmp_path):
         load_skeleton_sample(tmp_path / "x.txt", "csv")
 
 
-def test_csv_accepts_ntu_and_nw_ucla_files_with_two_persons():
+def test_csv_accepts_ntu_and_nw_ucla_files_with_their_own_persons():
     ntu = load_skeleton_sample(REAL_NTU, "csv")
     reference = load_skeleton_sample(REAL_NTU, "ntu60")
     for name in SKELETON_FIELDS:
         np.testing.assert_array_equal(ntu[name], reference[name])
-    ucla = load_skeleton_sample(NW_UCLA_DIR / "a01_s01_e00_v01.json", "csv")
-    assert ucla["joints"].shape[1:] == (2, 20, 3) and (ucla["joints"][:, 1] == 0).all()
+    path = NW_UCLA_DIR / "a01_s01_e00_v01.json"
+    ucla = load_skeleton_sample(path, "csv")
+    # own data is kept as given (the feeders centre it) and has its own person count
+    assert ucla["joints"].shape[1:] == (1, 20, 3)
+    np.testing.assert_array_equal(ucla["joints"][:, 0], read_nw_ucla_json(path))
+    padded = load_skeleton_sample(path, SkeletonReading("csv", max_persons=2))
+    assert padded["joints"].shape[1] == 2 and (padded["joints"][:, 1] == 0).all()
+    assert np.isnan(padded["color_xy"]).all() and padded["num_actors"] == 1
 
 
 def test_npy_arrays(tmp_path):
@@ -93,24 +102,30 @@ def test_npy_arrays(tmp_path):
     assert set(values) == set(SKELETON_FIELDS)
     kept = [t for t in range(12) if t not in (0, 5)]
     assert values["frame_index"].tolist() == kept and values["source_frames"] == 12
-    assert values["joints"].shape == (10, 2, 17, 3) and values["joints"].dtype == np.float32
+    assert values["joints"].shape == (10, 1, 17, 3) and values["joints"].dtype == np.float32
     np.testing.assert_allclose(values["joints"][:, 0], tvc[kept], rtol=1e-6)  # not translated
-    assert (values["joints"][:, 1] == 0).all() and values["num_actors"] == 1
-    assert np.isnan(values["color_xy"]).all()
+    assert values["num_actors"] == 1 and np.isnan(values["color_xy"]).all()
+    assert survey_file(tmp_path / "tvc.npy", SkeletonReading("csv")) == (17, 1, 3)
 
-    tmvc = rng.normal(size=(8, 2, 17, 2)).astype(np.float32)   # 2D points, two persons
-    tmvc[3:, 1] = 0
+    tmvc = rng.normal(size=(8, 3, 17, 2)).astype(np.float32)   # 2D points, 3 persons
+    tmvc[3:, 2] = 0
+    tmvc[:, 1] = 0                                             # a padding person
     np.save(tmp_path / "tmvc.npy", tmvc)
     values = load_skeleton_sample(tmp_path / "tmvc.npy", "csv")
-    assert values["joints"].shape == (8, 2, 17, 3) and values["num_actors"] == 2
-    np.testing.assert_array_equal(values["joints"][..., :2], tmvc)
-    assert (values["joints"][..., 2] == 0).all()
-    assert peek_num_joints(tmp_path / "tmvc.npy") == 17
+    # 2-D points keep their 2 channels; the all-zero person is dropped
+    assert values["joints"].shape == (8, 2, 17, 2) and values["num_actors"] == 2
+    np.testing.assert_array_equal(values["joints"], tmvc[:, [0, 2]])
+    assert survey_file(tmp_path / "tmvc.npy", SkeletonReading("csv")) == (17, 2, 2)
+    capped = load_skeleton_sample(tmp_path / "tmvc.npy", SkeletonReading("csv", max_persons=1))
+    np.testing.assert_array_equal(capped["joints"][:, 0], tmvc[:, 0])
+    assert capped["joints"].shape[1] == 1 and capped["num_actors"] == 1
+    with pytest.raises(DataError, match="holds 2 values per joint; this data's channels are "
+                                        "xyz"):
+        load_skeleton_sample(tmp_path / "tmvc.npy", SkeletonReading("csv", channels="xyz"))
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((4, 5, 4)), "2 or 3 coordinates"),
-    (np.zeros((4, 3, 5, 3)), "has 3 persons; at most 2"),
+    (np.zeros((4, 5, 4)), "2 or 3 values per joint"),
     (np.zeros((4, 5)), "expected (T, V, C) or (T, M, V, C)"),
     (np.zeros((0, 5, 3)), "holds no joints"),
     (np.zeros((4, 5, 3)), "every joint position is zero"),
@@ -131,4 +146,4 @@ def test_npy_that_is_not_an_array_file(tmp_path):
     path.write_text("hello")
     with pytest.raises(DataError, match="not a readable .npy array"):
         load_skeleton_sample(path, "csv")
-    assert peek_num_joints(path) is None
+    assert survey_file(path, SkeletonReading("csv")) is None

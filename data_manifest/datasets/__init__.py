@@ -13,7 +13,7 @@ class DatasetInfo:
     name: str
     layout: str | None        # None: the user's data says (csv)
     num_classes: int | None
-    max_persons: int
+    max_persons: int | None   # None: from the user's data
     protocols: tuple[str, ...]
 
     @property
@@ -29,7 +29,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "ntu60": DatasetInfo("ntu60", "ntu", 60, 2, ("ntu60-xsub", "ntu60-xview")),
     "ntu120": DatasetInfo("ntu120", "ntu", 120, 2, ("ntu120-xsub", "ntu120-xset")),
     "nw-ucla": DatasetInfo("nw-ucla", "nw-ucla", 10, 1, ("nw-ucla-xview",)),
-    "csv": DatasetInfo("csv", None, None, 2, ("csv",)),
+    "csv": DatasetInfo("csv", None, None, None, ("csv",)),
 }
 
 

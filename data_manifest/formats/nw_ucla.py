@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from data_manifest.errors import DataError
-from data_manifest.formats.source import read_source_bytes
+from data_manifest.formats.source import read_source_json
 
 NUM_JOINTS = 20
 
@@ -20,16 +19,7 @@ def read_nw_ucla_json(path: str | os.PathLike, num_joints: int | None = NUM_JOIN
     ``num_joints`` is the joint count required (None accepts any, for user data).
     """
     path = os.fspath(path)
-    data = read_source_bytes(path)
-    if not data.strip():
-        raise DataError("empty skeleton file", path=path)
-    try:
-        content = json.loads(data)
-    except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 JSON file ({error.reason})", path=path) from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"not valid JSON ({error.msg}, column {error.colno})", path=path,
-                        line=error.lineno) from None
+    content = read_source_json(path)
     if not isinstance(content, dict):
         raise DataError(f"expected a JSON object with a 'skeletons' key, found a "
                         f"{type(content).__name__}", path=path)

@@ -1,7 +1,8 @@
 """Skeleton graphs for the GCN: three adjacency subsets (self, inward, outward) per layout.
 
-The bone pairs come from ``data_manifest.layouts`` (the CTR-GCN ones). ``inward`` links a
-joint to its parent (towards the body centre), ``outward`` the reverse. Each directed subset
+The bone pairs come from the layout (``data_manifest.layouts``; the built-in ``ntu`` and
+``nw-ucla`` ones are CTR-GCN's). ``inward`` links a joint to its parent (towards the body
+centre), ``outward`` the reverse. Each directed subset
 is normalised by the in-degree of its source joint (column normalisation, as in CTR-GCN's
 ``normalize_digraph``), so a published checkpoint's ``PA`` starts from the same matrices.
 """
@@ -10,20 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_manifest.layouts import LAYOUTS, Layout
+from data_manifest.layouts import LAYOUTS, Layout, LayoutError, LayoutSpec, load_layout
 
 NUM_SUBSETS = 3   # self, inward, outward
 
 
-def layout_by_name_or_joints(layout: str | None = None,
+def layout_by_name_or_joints(layout: LayoutSpec | None = None,
                              num_joints: int | None = None) -> Layout:
-    """The layout named ``layout``, or the one with ``num_joints`` joints; both must agree."""
+    """The layout ``layout`` (a built-in name, a YAML path, a layout mapping or a
+    :class:`Layout`), or the built-in with ``num_joints`` joints; both must agree."""
     if layout is not None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown skeleton layout {layout!r}; known: {sorted(LAYOUTS)}")
-        found = LAYOUTS[layout]
+        try:
+            found = load_layout(layout)
+        except LayoutError as error:
+            raise ValueError(str(error)) from None
         if num_joints is not None and num_joints != found.num_joints:
-            raise ValueError(f"layout {layout!r} has {found.num_joints} joints, "
+            raise ValueError(f"layout {found.name!r} has {found.num_joints} joints, "
                              f"not {num_joints}")
         return found
     if num_joints is None:

@@ -1,0 +1,1 @@
+"""The built-in skeleton layouts, one YAML file each (package data)."""
