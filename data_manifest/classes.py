@@ -1,4 +1,14 @@
-"""Class names. NTU RGB+D 120's first 60 classes are NTU RGB+D 60's; label = action - 1."""
+"""Class names: the built-in datasets' (NTU RGB+D 120's first 60 classes are NTU RGB+D 60's;
+label = action - 1), and users' class name files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from data_manifest.errors import DataError
 
 NTU120_CLASSES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup",
@@ -56,3 +66,69 @@ _BY_DATASET = {
 def class_names(dataset: str) -> tuple[str, ...] | None:
     """Class names of a known dataset, or None for user data (``csv``)."""
     return _BY_DATASET.get(dataset)
+
+
+def read_class_names(path: str | os.PathLike, label_base: int = 0) -> list[str]:
+    """Class names from a file: one name per line (line k names label k), or a CSV
+    (``.csv``) with a ``name`` column and optionally a ``label`` column (counted from
+    ``label_base``, like the data's labels; without it, row k names label k)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("class names file not found", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read the class names file ({error})", path=str(path)) from None
+    if path.suffix.lower() == ".csv":
+        return _names_from_csv(text, str(path), label_base)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = [line.strip() for line in lines]
+    _check_names(names, str(path), [f"line {i + 1}" for i in range(len(names))])
+    return names
+
+
+def _names_from_csv(text: str, path: str, label_base: int) -> list[str]:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = reader.fieldnames or []
+    if "name" not in columns:
+        raise DataError(f"a class names CSV needs a 'name' column (columns: "
+                        f"{', '.join(columns) or 'none'})", path=path, line=1)
+    rows = list(reader)
+    if "label" not in columns:
+        names = [(row["name"] or "").strip() for row in rows]
+        _check_names(names, path, [f"line {i + 2}" for i in range(len(names))])
+        return names
+    by_label: dict[int, str] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            label = int(row["label"]) - label_base
+        except (TypeError, ValueError):
+            raise DataError(f"label {row['label']!r} is not an integer", path=path,
+                            line=line) from None
+        if label < 0 or label in by_label:
+            raise DataError(f"label {label + label_base} is "
+                            + ("below the label base" if label < 0 else "named twice"),
+                            path=path, line=line)
+        by_label[label] = (row["name"] or "").strip()
+    missing = [str(k + label_base) for k in range(max(by_label, default=-1) + 1)
+               if k not in by_label]
+    if missing:
+        raise DataError(f"no name for label(s) {', '.join(missing[:10])}", path=path)
+    names = [by_label[k] for k in range(len(by_label))]
+    _check_names(names, path, [f"label {k + label_base}" for k in range(len(names))])
+    return names
+
+
+def _check_names(names: list[str], path: str, where: list[str]) -> None:
+    if not names:
+        raise DataError("no class names", path=path)
+    empty = [place for name, place in zip(names, where) if not name]
+    if empty:
+        raise DataError(f"empty class name at {', '.join(empty[:10])}", path=path)
+    seen: dict[str, str] = {}
+    for name, place in zip(names, where):
+        if name in seen:
+            raise DataError(f"class name {name!r} at {place} repeats {seen[name]}", path=path)
+        seen[name] = place

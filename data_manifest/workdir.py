@@ -3,9 +3,13 @@
 ::
 
     WORKDIR/
-      workdir.json        dataset, source root, manifest digest, shard size
+      workdir.json        dataset, source root, manifest digest, shard size, layout name,
+                          channels and persons of own data (when given)
       manifest.jsonl      one sample per line; shard k = lines [k*S, (k+1)*S)
       orphans.jsonl       files that could not be paired when the manifest was built
+      layout.yaml         the skeleton layout (a copy: the WORKDIR needs no other file)
+      joint_map.yaml      own data stored in another layout: how it becomes layout.yaml's
+      classes.txt         class names given to ``pipeline manifest --classes``
       cache/<stage>/<name>/shard-00000.h5 ...
 
 The manifest order fixes which samples go to which shard, for every stage alike, so
@@ -21,7 +25,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
+from data_manifest.classes import class_names, read_class_names
+from data_manifest.datasets import dataset_info
 from data_manifest.errors import DataError
+from data_manifest.formats.reading import SkeletonReading
+from data_manifest.layouts import LAYOUTS, JointMapping, Layout, load_joint_map, load_layout
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
 from data_manifest.store import (CacheDir, CacheReader, CacheSpec, read_shard_token,
@@ -30,6 +38,9 @@ from data_manifest.store import (CacheDir, CacheReader, CacheSpec, read_shard_to
 WORKDIR_FILE = "workdir.json"
 MANIFEST_FILE = "manifest.jsonl"
 ORPHANS_FILE = "orphans.jsonl"
+LAYOUT_FILE = "layout.yaml"
+JOINT_MAP_FILE = "joint_map.yaml"
+CLASSES_FILE = "classes.txt"
 DEFAULT_SHARD_SIZE = 128
 DEFAULT_CACHE_NAME = "default"
 
@@ -41,7 +52,9 @@ class WorkdirInfo:
     manifest_digest: str
     num_samples: int
     shard_size: int
-    layout: str | None = None      # skeleton layout; for csv data, set by the skeleton stage
+    layout: str | None = None      # name of the skeleton layout (layout.yaml holds it)
+    channels: str | None = None    # own data: xyz, xy or xy-score; None: from the files
+    max_persons: int | None = None  # own data: persons per sample; None: from the files
     version: int = 1
 
 
@@ -68,6 +81,37 @@ class Workdir:
     @property
     def dataset(self) -> str:
         return self.info.dataset
+
+    @cached_property
+    def layout(self) -> Layout | None:
+        """The skeleton layout: ``layout.yaml``, else the built-in the info names."""
+        path = self.path / LAYOUT_FILE
+        if path.is_file():
+            return load_layout(path)
+        return LAYOUTS.get(self.info.layout or "")
+
+    @cached_property
+    def joint_map(self) -> JointMapping | None:
+        """How own data stored in another layout becomes :attr:`layout`, if it is."""
+        path = self.path / JOINT_MAP_FILE
+        return load_joint_map(path) if path.is_file() else None
+
+    @cached_property
+    def class_names(self) -> list[str] | None:
+        """``classes.txt``, else the built-in dataset's names, else None."""
+        path = self.path / CLASSES_FILE
+        if path.is_file():
+            return read_class_names(path)
+        names = class_names(self.dataset)
+        return list(names) if names is not None else None
+
+    def skeleton_reading(self) -> SkeletonReading:
+        """How this WORKDIR's skeleton files are read (own data: channels and persons may
+        still be None, to be taken from the files)."""
+        if dataset_info(self.dataset).layout is not None:
+            return SkeletonReading.for_dataset(self.dataset)
+        return SkeletonReading(self.dataset, self.layout, self.joint_map, self.info.channels,
+                               self.info.max_persons)
 
     @property
     def manifest_path(self) -> Path:

@@ -19,6 +19,7 @@ from data_manifest.sample import Sample
 from data_manifest.store import publish, write_text_atomic
 from data_manifest.workdir import (DEFAULT_SHARD_SIZE, MANIFEST_FILE, ORPHANS_FILE,
                                    WORKDIR_FILE, Workdir, WorkdirInfo)
+from pipeline.workdir_settings import WorkdirSettings, recorded_settings, resolve_settings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ManifestReport:
     orphans: list[dict[str, str]] = field(default_factory=list)
     ignored: int = 0
     unchanged: bool = False
+    settings: WorkdirSettings = field(default_factory=WorkdirSettings)
 
     def summary(self) -> str:
         text = f"{self.num_samples} samples in {self.workdir / 'manifest.jsonl'}"
@@ -43,6 +45,13 @@ class ManifestReport:
         if self.orphans:
             text += (f"; {len(self.orphans)} file(s) left unpaired, listed in "
                      f"{self.workdir / ORPHANS_FILE}")
+        layout = self.settings.layout
+        if layout is not None:
+            text += f"\nlayout: {layout.name} ({layout.num_joints} joints)"
+            if self.settings.joint_map is not None:
+                text += f", mapped from {self.settings.joint_map.source.name}"
+        if self.settings.class_names:
+            text += f"\nclass names: {len(self.settings.class_names)}"
         return text
 
 
@@ -116,8 +125,9 @@ def _pair(dataset: str, root: Path, video_root: Path, require: str,
     return samples, orphans, ignored
 
 
-def _read_csv(path: Path) -> list[Sample]:
-    """``id,label,skeleton,video[,split]``; relative paths are relative to the CSV file."""
+def _read_csv(path: Path, label_base: int = 0) -> list[Sample]:
+    """``id,label,skeleton,video[,split]``; relative paths are relative to the CSV file;
+    labels count from ``label_base`` (stored from 0)."""
     base = path.parent
     samples, seen = [], set()
     with path.open(newline="", encoding="utf-8") as handle:
@@ -139,8 +149,11 @@ def _read_csv(path: Path) -> list[Sample]:
             except (TypeError, ValueError):
                 raise DataError(f"label {row['label']!r} is not an integer", path=str(path),
                                 line=line_number) from None
-            if label < 0:
-                raise DataError(f"label {label} is negative", path=str(path), line=line_number)
+            if label < label_base:
+                raise DataError(f"label {label} is " + ("negative" if label_base == 0 else
+                                                        f"below the label base {label_base}"),
+                                path=str(path), line=line_number)
+            label -= label_base
             paths = {}
             for key in ("skeleton", "video"):
                 value = (row.get(key) or "").strip()
@@ -167,9 +180,16 @@ def _read_csv(path: Path) -> list[Sample]:
 def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.PathLike, *,
                    video_root: str | os.PathLike | None = None, require: str = "skeleton",
                    ignore_list: str | os.PathLike | None = None,
-                   shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False
+                   shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False,
+                   layout: str | os.PathLike | None = None,
+                   from_layout: str | os.PathLike | None = None,
+                   joint_map: str | os.PathLike | None = None,
+                   classes: str | os.PathLike | None = None, label_base: int = 0,
+                   channels: str | None = None, max_persons: int | None = None
                    ) -> ManifestReport:
-    info = dataset_info(dataset)   # unknown dataset names fail here
+    """Write WORKDIR's manifest and settings (see :func:`resolve_settings` for the
+    layout, joint mapping, class names, channels and persons options)."""
+    dataset_info(dataset)   # unknown dataset names fail here
     if require not in REQUIRE_CHOICES:
         raise ValueError(f"require must be one of {REQUIRE_CHOICES}, not {require!r}")
     if shard_size < 1:
@@ -180,7 +200,7 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
     if dataset == "csv":
         if not root.is_file():
             raise DataError("for csv data, ROOT is the CSV file", path=str(root))
-        samples, orphans, ignored = _read_csv(root), [], 0
+        samples, orphans, ignored = _read_csv(root, label_base), [], 0
     else:
         if not root.is_dir():
             raise DataError("is not a directory", path=str(root))
@@ -188,6 +208,9 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                                           _read_ignore_list(ignore_list))
     if not samples:
         raise DataError(f"no {dataset} samples found", path=str(root))
+    settings = resolve_settings(dataset, samples, layout=layout, from_layout=from_layout,
+                                joint_map=joint_map, classes=classes, label_base=label_base,
+                                channels=channels, max_persons=max_persons)
 
     existing = workdir / WORKDIR_FILE
     if existing.is_file():
@@ -200,23 +223,30 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
     workdir.mkdir(parents=True, exist_ok=True)
     digest = write_manifest(samples, tmp_manifest)
     if existing.is_file():
-        old = Workdir(workdir).info
-        if old.manifest_digest == digest and old.shard_size == shard_size:
+        old_workdir = Workdir(workdir)
+        old = old_workdir.info
+        changed = settings.differences(recorded_settings(old_workdir))
+        if old.manifest_digest == digest and old.shard_size == shard_size and not changed:
             tmp_manifest.unlink()
-            return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True)
+            return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True,
+                                  settings=settings)
         # the manifest on disk already being the new one means an earlier run was stopped
         # between writing it and WORKDIR_FILE: no cache was built for it, so just finish
         finishing = manifest_path.is_file() and manifest_digest(manifest_path) == digest
         if not overwrite and not finishing:
             tmp_manifest.unlink()
-            raise DataError("this WORKDIR already has a different manifest (other files or "
-                            "shard size); its caches were built for it. Pass --overwrite to "
-                            "replace it (existing caches will then be refused as stale)",
-                            path=str(workdir))
+            what = "a different manifest (other files or shard size)" if not changed else \
+                f"other settings ({', '.join(changed)})"
+            raise DataError(f"this WORKDIR already has {what}; its caches were built for "
+                            "it. Pass --overwrite to replace it (existing caches will then be "
+                            "refused as stale)", path=str(workdir))
     publish(tmp_manifest, manifest_path)
     write_text_atomic(workdir / ORPHANS_FILE,
                       "".join(json.dumps(orphan) + "\n" for orphan in orphans))
+    settings.write(workdir)
     Workdir.write_info(workdir, WorkdirInfo(
         dataset=dataset, source_root=str(root.resolve()), manifest_digest=digest,
-        num_samples=len(samples), shard_size=shard_size, layout=info.layout))
-    return ManifestReport(workdir, len(samples), orphans, ignored)
+        num_samples=len(samples), shard_size=shard_size,
+        layout=settings.layout.name if settings.layout else None,
+        channels=settings.channels, max_persons=settings.max_persons))
+    return ManifestReport(workdir, len(samples), orphans, ignored, settings=settings)

@@ -1,5 +1,6 @@
 """``pipeline extract-skeletons``: failures, exit codes, resume, parallel runs, CSV data."""
 
+import copy
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.stages.extract_skeletons as stage_module
-from data_manifest.errors import StaleCacheError
+from data_manifest.errors import DataError, StaleCacheError
 from data_manifest.formats.load import load_skeleton_sample
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
@@ -199,14 +200,14 @@ def test_changed_settings_refuse_the_old_cache(tmp_path, monkeypatch):
     write_ntu_files(data, 3)
     workdir = ntu_workdir(data, tmp_path / "work")
     extract_skeletons(workdir, progress=False)
-    real_params = stage_module.skeleton_params
+    real_spec = stage_module.skeleton_spec
 
-    def stricter(dataset, num_joints):
-        params = real_params(dataset, num_joints)
+    def stricter(workdir, reading=None):
+        params = copy.deepcopy(real_spec(workdir, reading).params)
         params["denoise"]["max_noise_length"] = 20
-        return params
+        return workdir.spec(SKELETONS, params)
 
-    monkeypatch.setattr(stage_module, "skeleton_params", stricter)
+    monkeypatch.setattr(stage_module, "skeleton_spec", stricter)
     with pytest.raises(StaleCacheError, match="denoise"):
         extract_skeletons(workdir, progress=False)
     result = CliRunner().invoke(cli, ["extract-skeletons", str(workdir.path), "--no-progress"])
@@ -229,18 +230,28 @@ def test_csv_data_with_mixed_formats_and_joint_counts(tmp_path):
             "c2,0,clip2.npy,,train", "real,2,real.skeleton,,train", "ucla,1,ucla.json,,test",
             "vid,0,,only.avi,train"]
     (root / "data.csv").write_text("\n".join(rows) + "\n")
-    build_manifest("csv", root / "data.csv", tmp_path / "work", shard_size=2)
-    workdir = Workdir(tmp_path / "work")
+    # without a layout, 25 joints are not taken to mean NTU's: the stage asks for one
+    build_manifest("csv", root / "data.csv", tmp_path / "bare", shard_size=2)
+    with pytest.raises(DataError, match="without a skeleton layout: rebuild its manifest "
+                                        "with --layout"):
+        extract_skeletons(tmp_path / "bare", progress=False)
+    outcome = CliRunner().invoke(cli, ["extract-skeletons", str(tmp_path / "bare"),
+                                       "--no-progress"])
+    assert outcome.exit_code == 2 and "--layout" in outcome.output
 
+    build_manifest("csv", root / "data.csv", tmp_path / "work", shard_size=2, layout="ntu")
+    workdir = Workdir(tmp_path / "work")
     result = extract_skeletons(workdir, progress=False)
     failures = {f["id"]: f["reason"] for f in result.failures}
     assert set(failures) == {"ucla", "vid"}
-    assert "has 20 joints per person; the other samples of this WORKDIR have 25" in failures["ucla"]
+    assert "has 20 joints per person; the ntu layout has 25" in failures["ucla"]
     assert "ucla.json" in failures["ucla"]
     assert failures["vid"] == "sample vid: has no skeleton file"
     reader = workdir.reader(SKELETONS)
-    assert reader.spec.params["num_joints"] == 25 and reader.spec.params["max_persons"] == 2
-    assert Workdir(workdir.path).info.layout is None
+    # persons from the data: the .skeleton file may hold 2 actors
+    params = reader.spec.params
+    assert (params["num_joints"], params["max_persons"], params["channels"]) == (25, 2, "xyz")
+    assert params["layout"] == "ntu" and Workdir(workdir.path).info.layout == "ntu"
     assert reader.get("c1")["joints"].shape == (10, 2, 25, 3)
     assert reader.get("real")["joints"].shape == (103, 2, 25, 3)
     assert int(reader.get("real")["num_actors"]) == 1

@@ -71,7 +71,9 @@ def test_layers_apply_in_order(tmp_path):
     ("data.p_interval_train=[0.9, 0.5]", "low 0.9 > high 0.5"),
     ("schedule.steps=[50, 10]", "increasing"),
     ("optim.batch_size=0", "at least 1"),
-    ("model.layout=coco", "model.layout must be one of"),
+    ("model.layout=coco", "model.layout: unknown skeleton layout .coco.*coco-17"),
+    ("model.num_classes=many", "model.num_classes must be an integer or auto"),
+    ("data.channels=rgb", "data.channels must be one of xyz, xy, xy-score, auto"),
     ("lr", "section.key=value"),
 ])
 def test_bad_values_are_clear_errors(override, message):

@@ -171,7 +171,7 @@ def test_transform_for_inference_pads_persons_and_checks_joints():
     out = transform_for_inference(single, config)
     assert out.shape == (3, 64, 25, 2)
     assert not out[..., 1].any()
-    assert out.shape == build_feeder(config.data, "ntu")(
+    assert out.shape == build_feeder(config.data, NTU)(
         np.concatenate([single, np.zeros_like(single)], axis=1), train=False).shape
     with pytest.raises(ValueError, match="20 joints"):
         transform_for_inference(_random((50, 1, 20, 3)), config)

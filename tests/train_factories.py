@@ -17,7 +17,7 @@ from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.store import ShardWriter
 from data_manifest.workdir import Workdir, WorkdirInfo
-from train.config import TrainConfig, resolve_config
+from train.config import TrainConfig, model_layout, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -151,8 +151,8 @@ class TinyGCN(nn.Module):
 
 
 def tiny_builder(config: TrainConfig) -> nn.Module:
-    return TinyGCN(config.model.num_classes, LAYOUTS[config.model.layout].num_joints,
-                   dropout=config.model.dropout)
+    return TinyGCN(config.model.num_classes, model_layout(config).num_joints,
+                   in_channels=config.model.in_channels, dropout=config.model.dropout)
 
 
 def tiny_config(workdir: Path, *, preset: str = "nw-ucla", epochs: int = 2,

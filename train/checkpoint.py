@@ -25,6 +25,8 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``objective``    state dict of the training objective's own parameters (may be empty)
 ``config``       the resolved config as a dict (``TrainConfig.from_dict`` reads it)
 ``class_names``  list of class names, or None
+``skeletons``    the params of the skeleton cache it trained on (layout, joint mapping,
+                 channels, persons: how ``train predict`` reads a new file), or absent
 ``epoch``        completed epochs when it was written
 ``metrics``      the metrics line of that epoch (best) or the last one (last), or None
 ``best``         ``{"metric", "value", "epoch", "selected_on"}`` so far, or None

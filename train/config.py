@@ -10,6 +10,10 @@ keeps the resolved config as ``config.yaml``; resuming a run reads it back.
 
 Batch sizes are *global* (all processes together); see ``docs/training.md`` for how the
 learning rate scales with the global batch (``optim.scale_lr``).
+
+A few keys may be ``auto`` (the ``custom`` preset's defaults for own data): they are taken
+from the WORKDIR and its skeleton cache when a run starts (``train.data.fit``) and the
+values found are what ``config.yaml`` records.
 """
 
 from __future__ import annotations
@@ -25,16 +29,18 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from data_manifest.layouts import LAYOUTS
+from data_manifest.formats.reading import CHANNELS
+from data_manifest.layouts import Layout, LayoutError, layout_spec, load_layout
 from train.errors import ConfigError
 from train.models.registry import MODEL_NAMES
 from train.presets import PRESETS
 from train.tracking import parse_log_with
 
 MODALITIES = ("joint", "bone", "joint-motion", "bone-motion")
-FEEDERS = ("ntu", "nw-ucla")
+FEEDERS = ("ntu", "nw-ucla", "custom")
 SCHEDULES = ("step", "cosine")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+AUTO = "auto"     # a value taken from the data when the run starts
 
 
 @dataclass
@@ -42,16 +48,23 @@ class DataConfig:
     workdir: str | None = None            # WORKDIR with a skeleton cache (required to train)
     skeleton_cache: str = "default"       # name of the skeleton cache in the WORKDIR
     protocol: str = "ntu60-xsub"          # split protocol (data_manifest.splits.PROTOCOLS)
-    feeder: str = "ntu"                   # "ntu": crop/resize/rotate; "nw-ucla": view aug.
+    feeder: str = "ntu"                   # "ntu": crop/resize/rotate; "nw-ucla": view aug.;
+                                          # "custom": centre, scale, crop/resize, rotate
     modality: str = "joint"               # joint, bone, joint-motion, bone-motion
-    window: int = 64                      # frames fed to the model
+    channels: str = "xyz"                 # xyz, xy or xy-score; auto: the skeleton cache's
+    window: int | str = 64                # frames fed to the model; auto: the median of
+                                          # the training samples' lengths
     p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
     p_interval_test: list[float] = field(default_factory=lambda: [0.95])
-    random_rot: bool = True               # ntu feeder: random 3-axis rotation in training
-    rot_theta: float = 0.3                # ntu feeder: max rotation angle per axis (rad)
+    random_rot: bool = True               # ntu/custom feeder: random rotation in training
+                                          # (custom: 3 axes for 3-D points, in-plane for 2-D)
+    rot_theta: float = 0.3                # ntu/custom feeder: max rotation angle (rad)
+    random_flip: bool = False             # custom feeder: mirror left/right (the layout's
+                                          # flip_pairs) in half the training samples
     ucla_max_angle_deg: int = 60          # nw-ucla feeder: random view angle, +- degrees
     ucla_scale_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
-    ucla_center_joint: int = 2            # nw-ucla feeder: 1-based joint of frame 0 -> origin
+    ucla_center_joint: int | None = None  # nw-ucla feeder: 1-based joint of frame 0 ->
+                                          # origin; null: the layout's origin joint(s)
     repeat: int = 1                       # training set repeated this many times per epoch
     val_fraction: float = 0.0             # hold out this share of train (per class) as "val"
     num_workers: int = 2                  # DataLoader worker processes per training process
@@ -60,10 +73,11 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "ctrgcn"                  # backbone: ctrgcn, stgcn, hdgcn, infogcn
-    layout: str = "ntu"                   # skeleton layout (data_manifest.layouts)
-    num_classes: int = 60
-    num_persons: int = 2
-    in_channels: int = 3
+    layout: str | dict = "ntu"            # a built-in layout name, a layout YAML file (its
+                                          # content is recorded) or auto: the WORKDIR's
+    num_classes: int | str = 60           # auto: the WORKDIR's class names (or labels)
+    num_persons: int | str = 2            # auto: the skeleton cache's persons per sample
+    in_channels: int | str = 3            # auto: the values per joint of data.channels
     dropout: float = 0.0
     init_from: str | None = None          # new runs start from these weights (.pt/.npz)
     init_skip: list[str] = field(default_factory=list)   # name prefixes left fresh, e.g. fc
@@ -182,7 +196,12 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
-        return _coerce(value, options[0], where)
+        for option in options[:-1]:   # the first type that takes the value
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        return _coerce(value, options[-1], where)
     if kind is Any:
         return value
     if origin is list:
@@ -228,9 +247,10 @@ def validate(config: TrainConfig) -> None:
     _choice("model.name", m.name, MODEL_NAMES)
     _choice("schedule.kind", s.kind, SCHEDULES)
     _choice("data.modality", d.modality, MODALITIES)
-    _choice("model.layout", m.layout, tuple(LAYOUTS))
+    _choice("data.channels", d.channels, (*CHANNELS, AUTO))
     _choice("run.mixed_precision", r.mixed_precision, MIXED_PRECISION)
     parse_log_with(r.log_with)
+    layout = None if m.layout == AUTO else model_layout(config)
     for where, interval in (("data.p_interval_train", d.p_interval_train),
                             ("data.p_interval_test", d.p_interval_test)):
         if len(interval) not in (1, 2) or not all(0 < p <= 1 for p in interval):
@@ -241,11 +261,17 @@ def validate(config: TrainConfig) -> None:
     if len(d.ucla_scale_range) != 2 or not 0 < d.ucla_scale_range[0] <= d.ucla_scale_range[1]:
         raise ConfigError(f"data.ucla_scale_range must be [low, high] with 0 < low <= high, "
                           f"not {d.ucla_scale_range}")
-    if not 1 <= d.ucla_center_joint <= LAYOUTS[m.layout].num_joints:
+    if layout is not None and d.ucla_center_joint is not None \
+            and not 1 <= d.ucla_center_joint <= layout.num_joints:
         raise ConfigError(f"data.ucla_center_joint {d.ucla_center_joint} is not a joint of "
-                          f"the {m.layout} layout (1..{LAYOUTS[m.layout].num_joints})")
+                          f"the {layout.name} layout (1..{layout.num_joints})")
     if not 0 <= d.val_fraction < 1:
         raise ConfigError(f"data.val_fraction must be in [0, 1), not {d.val_fraction}")
+    for where, value in (("data.window", d.window), ("model.num_classes", m.num_classes),
+                         ("model.num_persons", m.num_persons),
+                         ("model.in_channels", m.in_channels)):
+        if isinstance(value, str) and value != AUTO:
+            raise ConfigError(f"{where} must be an integer or {AUTO}, not {value!r}")
     for where, value in (("data.window", d.window), ("data.repeat", d.repeat),
                          ("model.num_classes", m.num_classes),
                          ("model.num_persons", m.num_persons),
@@ -254,7 +280,7 @@ def validate(config: TrainConfig) -> None:
                          ("optim.test_batch_size", o.test_batch_size),
                          ("optim.reference_batch", o.reference_batch),
                          ("schedule.epochs", s.epochs)):
-        if value < 1:
+        if value != AUTO and value < 1:
             raise ConfigError(f"{where} must be at least 1, not {value}")
     for where, value in (("data.num_workers", d.num_workers),
                          ("schedule.warmup_epochs", s.warmup_epochs),
@@ -276,8 +302,29 @@ def validate(config: TrainConfig) -> None:
                           "checkpoint to start from")
     if not all(m.init_skip):
         raise ConfigError(f"model.init_skip entries must not be empty, not {m.init_skip}")
-    if m.in_channels != 3:
-        raise ConfigError("model.in_channels must be 3: the skeleton caches hold 3-D joints")
+
+
+def model_layout(config: TrainConfig) -> Layout:
+    """The skeleton layout of ``model.layout`` (not ``auto``: fit the config to its data
+    first, see ``train.data.fit``)."""
+    spec = config.model.layout
+    if spec == AUTO:
+        raise ConfigError("model.layout is auto: it is taken from the WORKDIR when the run "
+                          "starts (train.data.fit.fit_to_data)")
+    try:
+        return load_layout(spec)
+    except LayoutError as error:
+        raise ConfigError(f"model.layout: {error}") from None
+
+
+def unresolved(config: TrainConfig) -> list[str]:
+    """The keys still ``auto``."""
+    d, m = config.data, config.model
+    return [key for key, value in (("data.channels", d.channels), ("data.window", d.window),
+                                   ("model.layout", m.layout),
+                                   ("model.num_classes", m.num_classes),
+                                   ("model.num_persons", m.num_persons),
+                                   ("model.in_channels", m.in_channels)) if value == AUTO]
 
 
 def _choice(where: str, value: str, choices: Iterable[str]) -> None:
@@ -367,12 +414,15 @@ def resolve_config(preset: str | None = None, files: Iterable[str | Path] = (),
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
     """``config`` with relative ``data.workdir`` and ``model.init_from`` made absolute (from
-    the current folder), so a recorded config means the same thing from anywhere."""
+    the current folder) and a layout file in ``model.layout`` replaced by its content, so a
+    recorded config means the same thing from anywhere, whatever happens to the file."""
     config = copy.deepcopy(config)
     if config.data.workdir:
         config.data.workdir = str(Path(config.data.workdir).expanduser().resolve())
     if config.model.init_from:
         config.model.init_from = str(Path(config.model.init_from).expanduser().resolve())
+    if config.model.layout != AUTO:
+        config.model.layout = layout_spec(model_layout(config))
     return config
 
 

@@ -2,8 +2,9 @@
 
 The exported model takes a float32 tensor (N, C, T, V, M), already preprocessed the way the
 run's test feeder does it, and returns logits (N, num_classes). The batch size N is free; T
-is the run's window. Each export carries its metadata (model, input shape, class names and
-the resolved run config, from which ``train predict`` rebuilds the preprocessing): inside
+is the run's window. Each export carries its metadata (model, input shape and channels,
+class names, the resolved run config with its layout, and how the skeleton cache read its
+files, from which ``train predict`` rebuilds the preprocessing): inside
 the TorchScript archive (extra file ``mmcl_export.json``), in the ONNX model's
 ``metadata_props`` (key ``mmcl_export``) and beside them in ``export.json``.
 
@@ -29,9 +30,8 @@ import torch
 from torch import nn
 
 from data_manifest.classes import class_names
-from data_manifest.layouts import LAYOUTS
 from data_manifest.splits import PROTOCOLS
-from train.config import TrainConfig
+from train.config import TrainConfig, model_layout
 from train.errors import TrainError
 from train.files import write_text_atomic
 from train.modeling import model_info
@@ -80,16 +80,18 @@ def run_class_names(config: TrainConfig) -> list[str]:
 
 def input_shape(config: TrainConfig) -> dict[str, int]:
     return {"channels": config.model.in_channels, "frames": config.data.window,
-            "joints": LAYOUTS[config.model.layout].num_joints,
+            "joints": model_layout(config).num_joints,
             "persons": config.model.num_persons}
 
 
 def export_metadata(config: TrainConfig, checkpoint: Path | str,
-                    names: list[str] | None = None) -> dict[str, Any]:
+                    names: list[str] | None = None,
+                    skeletons: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "model": model_info(config),
         "input": {**input_shape(config), "order": "N, C, T, V, M",
+                  "channels": config.data.channels, "layout": model_layout(config).name,
                   "modality": config.data.modality, "name": INPUT_NAME},
         "output": {"name": OUTPUT_NAME, "kind": "logits"},
         "dataset": dataset_of(config),
@@ -97,6 +99,7 @@ def export_metadata(config: TrainConfig, checkpoint: Path | str,
         "checkpoint": str(checkpoint),
         "torch_version": torch.__version__,
         "config": config.to_dict(),
+        "skeletons": skeletons,
     }
 
 
@@ -225,7 +228,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None,
             raise ExportError(reason)
     run = load_run(run_dir, checkpoint)
     model = run.model.eval()
-    metadata = export_metadata(run.config, run.checkpoint, run.class_names)
+    metadata = export_metadata(run.config, run.checkpoint, run.class_names, run.skeletons)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export"
     out.mkdir(parents=True, exist_ok=True)
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from train import checkpoint as ckpt
 from train.config import TrainConfig, absolute_paths, config_differences, load_yaml
 from train.data.collate import collate_samples
-from train.data.dataset import DataBundle, load_data
+from train.data.dataset import DataBundle, fit_to_data, load_data
 from train.data.sampler import EpochSampler
 from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
 from train.files import write_text_atomic
@@ -88,13 +88,14 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> T
 
     Resuming with a config that differs from the recorded one is an error listing the
     differences, except for ``RESUME_SAFE_KEYS``. Relative paths (``data.workdir``,
-    ``model.init_from``) are made absolute first, so the recorded config does not depend on
-    the folder it was started from.
+    ``model.init_from``) are made absolute and a layout file is replaced by its content
+    first, so the recorded config does not depend on the folder it was started from or on
+    the file; ``auto`` values are taken from the data (``fit_to_data``).
     """
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if config is not None:
-        config = absolute_paths(config)
+        config = fit_to_data(absolute_paths(config))
     if path.is_file():
         recorded = TrainConfig.from_dict(load_yaml(path))
         if config is None:
@@ -159,7 +160,7 @@ class _Trainer:
         set_seed(config.run.seed)
         self.plan = plan or build_objective(config)
         self.data: DataBundle = load_data(config, self.plan.extras, self.plan.skip_missing)
-        self.class_names = _class_names(self.data)
+        self.class_names = self.data.class_names
         self.train_set = self.data.dataset("train")
         self.eval_sets = {part: self.data.dataset(part) for part in ("val", "test")
                           if self.data.split.part(part)}
@@ -219,6 +220,7 @@ class _Trainer:
                 "objective": {k: v.detach().cpu() for k, v in
                               self.unwrapped.objective.state_dict().items()},
                 "config": self.config.to_dict(), "class_names": self.class_names,
+                "skeletons": dict(self.data.reader.spec.params),
                 "epoch": self.epoch, "best": self.best}
 
     def save_last(self) -> None:
@@ -438,12 +440,6 @@ class _Trainer:
             self.save_best(metrics)
 
 
-def _class_names(data: DataBundle) -> list[str]:
-    from data_manifest.classes import class_names
-    names = class_names(data.workdir.dataset)
-    return list(names) if names is not None else []
-
-
 def _init_backbone(backbone: torch.nn.Module, config: TrainConfig) -> dict[str, Any]:
     """Load ``model.init_from`` into a new run's backbone; what was loaded and skipped."""
     from train.models.reference_import import CheckpointMismatchError, init_from_checkpoint
@@ -520,7 +516,7 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
         split = trainer.data.split
         summary = {"workdir": config.data.workdir, "protocol": config.data.protocol,
                    "train": len(split.train), "val": len(split.val), "test": len(split.test),
-                   "skipped": split.skipped}
+                   "skipped": split.skipped, "data": trainer.data.facts.describe()}
         write_text_atomic(run_dir / DATA_FILE,
                           json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if trainer.init is not None:

@@ -1,8 +1,9 @@
 """Classify one skeleton file with a run directory or an exported model (skeleton only).
 
-The file is read exactly as the skeleton cache reads it (``load_skeleton_sample``:
-denoising, person selection, translation) and preprocessed like the run's test feeder
-(``transform_for_inference``), so a prediction matches what ``train eval`` would give.
+The file is read exactly as the run's skeleton cache read its files (``load_skeleton_sample``
+with the reading recorded in the checkpoint or export: layout, joint mapping, channels,
+persons, denoising) and preprocessed like the run's test feeder (``transform_for_inference``),
+so a prediction matches what ``train eval`` would give, with no WORKDIR or layout file.
 
 Models: a run directory (the eager backbone and a checkpoint), an export directory (with
 ``export.json``), a TorchScript export (``.pt``) or an ONNX export (``.onnx``, needs
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from data_manifest.formats.load import load_skeleton_sample
+from data_manifest.formats.reading import SkeletonReading
 from train.config import TrainConfig
 from train.data.feeders import transform_for_inference
 from train.errors import TrainError, error_summary
@@ -42,6 +44,15 @@ class Predictor:
     config: TrainConfig
     class_names: list[str]
     logits: Callable[[np.ndarray], np.ndarray]
+    skeletons: dict[str, Any] | None = None     # the run's skeleton cache params
+
+    def reading(self, dataset: str | None = None) -> SkeletonReading:
+        """How a skeleton file is read for this model: as ``dataset``'s files if given,
+        else exactly as the run's skeleton cache read its files (layout, joint mapping,
+        channels, persons), else as its dataset's."""
+        if dataset is None and self.skeletons and "format_version" in self.skeletons:
+            return SkeletonReading.from_params(self.skeletons)
+        return SkeletonReading.for_dataset(dataset or dataset_of(self.config))
 
 
 @dataclass
@@ -100,7 +111,8 @@ def _eager(run_dir: Path, checkpoint: str | Path) -> Predictor:
             return run.model(torch.from_numpy(x)).numpy()
 
     return Predictor(describe=f"{run_dir} ({run.checkpoint.name})", config=run.config,
-                     class_names=run.class_names or run_class_names(run.config), logits=logits)
+                     class_names=run.class_names or run_class_names(run.config), logits=logits,
+                     skeletons=run.skeletons)
 
 
 def _from_export_dir(folder: Path) -> Predictor:
@@ -171,7 +183,9 @@ def _from_meta(meta: dict[str, Any], describe: str,
                logits: Callable[[np.ndarray], np.ndarray]) -> Predictor:
     config = TrainConfig.from_dict(meta["config"])
     names = meta.get("class_names") or run_class_names(config)
-    return Predictor(describe=describe, config=config, class_names=list(names), logits=logits)
+    skeletons = meta.get("skeletons")
+    return Predictor(describe=describe, config=config, class_names=list(names), logits=logits,
+                     skeletons=skeletons if isinstance(skeletons, dict) else None)
 
 
 # --------------------------------------------------------------------------- predicting
@@ -179,11 +193,12 @@ def _from_meta(meta: dict[str, Any], describe: str,
 
 def predict_skeleton(predictor: Predictor, skeleton_path: str | Path, top_k: int = 5,
                      dataset: str | None = None) -> Prediction:
-    """Top-``top_k`` classes for one skeleton file (read as ``dataset``, default: the run's)."""
+    """Top-``top_k`` classes for one skeleton file (read as ``dataset``'s files, default: as
+    the run's skeleton cache read its files)."""
     if top_k < 1:
         raise PredictError(f"top_k must be at least 1, not {top_k}")
     skeleton_path = Path(skeleton_path)
-    sample = load_skeleton_sample(skeleton_path, dataset or dataset_of(predictor.config))
+    sample = load_skeleton_sample(skeleton_path, predictor.reading(dataset))
     try:
         x = transform_for_inference(sample["joints"], predictor.config)[None]
     except ValueError as error:   # e.g. a skeleton of another layout

@@ -13,6 +13,13 @@ backbone with the parts of its published recipe that differ from CTR-GCN's
 (``BACKBONE_RECIPES``): its model settings everywhere, its optimiser and schedule on NTU,
 where the authors published them. The data handling stays the toolkit's for every
 backbone, so they are compared on the same inputs.
+
+``custom`` is for own data (``pipeline manifest csv ... --layout ...``): the layout, class
+count, persons, channels and window (the median length of the training samples) come from
+the WORKDIR when the run starts; the ``custom`` feeder centres each sample on its layout's
+origin, scales it to a unit size, crops and resizes in time, and rotates in training (in 3-D
+for 3-D points, in the image plane for 2-D ones); a tenth of each class is held out to
+choose the best checkpoint on.
 """
 
 from __future__ import annotations
@@ -58,6 +65,17 @@ DATASET_PRESETS: dict[str, Preset] = {
         "optim": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
                   "batch_size": 16, "test_batch_size": 64, "reference_batch": 16},
         "schedule": {"epochs": 65, "warmup_epochs": 5, "steps": [50], "gamma": 0.1},
+    },
+    "custom": {
+        "data": {"protocol": "csv", "feeder": "custom", "channels": "auto", "window": "auto",
+                 "p_interval_train": [0.5, 1.0], "p_interval_test": [0.95],
+                 "random_rot": True, "rot_theta": 0.3, "random_flip": False, "repeat": 1,
+                 "val_fraction": 0.1},
+        "model": {"name": "ctrgcn", "layout": "auto", "num_classes": "auto",
+                  "num_persons": "auto", "in_channels": "auto"},
+        "optim": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 4e-4,
+                  "batch_size": 32, "test_batch_size": 64, "reference_batch": 32},
+        "schedule": {"epochs": 65, "warmup_epochs": 5, "steps": [35, 55], "gamma": 0.1},
     },
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from data_manifest.datasets import DATASETS
+from data_manifest.formats.reading import CHANNELS
+from data_manifest.layouts import LAYOUTS
 from data_manifest.workdir import DEFAULT_SHARD_SIZE
 from pipeline.cli.options import user_errors_exit
 from pipeline.manifest_builder import REQUIRE_CHOICES, build_manifest
@@ -24,17 +26,48 @@ from pipeline.manifest_builder import REQUIRE_CHOICES, build_manifest
 @click.option("--shard-size", default=DEFAULT_SHARD_SIZE, type=click.IntRange(1),
               help="Samples per cache shard (the unit of work and of resuming).")
 @click.option("--overwrite", is_flag=True,
-              help="Replace an existing, different manifest of this WORKDIR.")
+              help="Replace an existing, different manifest (or settings) of this WORKDIR.")
+@click.option("--layout", metavar="NAME|FILE",
+              help="csv data: the skeleton layout, a built-in name "
+                   f"({', '.join(sorted(LAYOUTS))}) or a layout YAML file (see "
+                   "docs/own-data.md); copied into WORKDIR.  [default: ntu if every skeleton "
+                   "file is an NTU .skeleton file; otherwise extract-skeletons asks for it]")
+@click.option("--from-layout", metavar="NAME|FILE",
+              help="csv data: the layout the files are stored in, when it is not --layout; "
+                   "joints are copied by name (or by --joint-map) into --layout.")
+@click.option("--joint-map", metavar="NAME|FILE",
+              help="csv data: a joint mapping YAML (from, to, joints) turning the stored "
+                   "joint order into --layout; implies --from-layout and, if not given, "
+                   "--layout.")
+@click.option("--classes", type=click.Path(exists=True, dir_okay=False),
+              help="Class names: a text file with one name per line, in label order, "
+                   "or a CSV with a name column (and an optional label column); copied into "
+                   "WORKDIR and shown in every report.  [default: the dataset's own names; "
+                   "none for csv data]")
+@click.option("--label-base", type=click.IntRange(0, 1), default=0, show_default=True,
+              help="csv data: the first label in the CSV's label column (1: labels 1..K, "
+                   "stored as 0..K-1).")
+@click.option("--channels", type=click.Choice(tuple(CHANNELS)),
+              help="csv data: what each joint's values are: xyz (3-D), xy (2-D) or "
+                   "xy-score (2-D and a confidence).  [default: from the files: 2 values xy, "
+                   "3 values xyz]")
+@click.option("--max-persons", type=click.IntRange(1),
+              help="csv data: persons per sample (a file with more keeps its first persons "
+                   "with data).  [default: the most persons with data in any file]")
 @user_errors_exit
 def manifest(dataset, root, workdir, video_root, require, ignore_list, shard_size,
-             overwrite):
+             overwrite, layout, from_layout, joint_map, classes, label_base, channels,
+             max_persons):
     """Build WORKDIR/manifest.jsonl for DATASET from the files under ROOT.
 
     DATASET is ntu60, ntu120, nw-ucla, or csv (then ROOT is a CSV file with columns
-    id,label,skeleton,video[,split], paths relative to the CSV). Skeleton files and videos
-    are paired by sample name; files left unpaired are listed in WORKDIR/orphans.jsonl.
+    id,label,skeleton,video[,split], paths relative to the CSV; split is train or test).
+    Skeleton files and videos are paired by sample name; files left unpaired are listed in
+    WORKDIR/orphans.jsonl. Own data: docs/own-data.md.
     """
     report = build_manifest(dataset, root, workdir, video_root=video_root, require=require,
                             ignore_list=ignore_list, shard_size=shard_size,
-                            overwrite=overwrite)
+                            overwrite=overwrite, layout=layout, from_layout=from_layout,
+                            joint_map=joint_map, classes=classes, label_base=label_base,
+                            channels=channels, max_persons=max_persons)
     click.echo(report.summary())

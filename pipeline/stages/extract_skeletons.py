@@ -1,23 +1,31 @@
 """Stage ``skeletons``: every sample's skeleton file -> denoised, translated joint arrays.
 
 Fields per sample: :data:`data_manifest.schemas.SKELETON_FIELDS`. The cache spec's params
-hold the dataset, the joint count (``num_joints``; for CSV data the joint count shared by the
-user's files), the persons per sample and the denoising settings with their version, so a
-change of any of them makes the old cache stale instead of silently reused.
+are the WORKDIR's :class:`~data_manifest.formats.reading.SkeletonReading` (dataset, layout
+and joint mapping, channels, persons per sample, NTU denoising settings with their
+version), so a change of any of them makes the old cache stale instead of silently reused.
+
+Own data (csv) needs a skeleton layout; its channels and persons per sample are taken from
+the files when ``pipeline manifest`` was not given them: a survey reads every file first
+(the most common channel count wins, persons = the most persons with data in any file).
+A file in another layout, channel count or shape is a recorded failure naming the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
 from typing import Any, Iterable
 
+from tqdm.auto import tqdm
+
 from data_manifest.datasets import dataset_info
 from data_manifest.errors import DataError
-from data_manifest.formats.load import load_skeleton_sample, peek_num_joints, skeleton_params
-from data_manifest.formats.ntu_skeleton import NUM_JOINTS as NTU_JOINTS
-from data_manifest.formats.nw_ucla import NUM_JOINTS as NW_UCLA_JOINTS
+from data_manifest.formats.load import load_skeleton_sample, survey_file
+from data_manifest.formats.reading import SkeletonReading, channels_of
+from data_manifest.layouts import LAYOUTS
 from data_manifest.sample import Sample
 from data_manifest.schemas import SKELETONS
 from data_manifest.store import CacheSpec
@@ -33,46 +41,53 @@ class ExtractSkeletons(PerSampleTask):
 
     expected_errors = (DataError, OSError, ValueError)
 
-    def __init__(self, dataset: str, num_joints: int):
-        self.dataset = dataset
-        self.num_joints = num_joints
+    def __init__(self, reading: SkeletonReading):
+        self.reading = reading
 
     def process(self, sample: Sample) -> dict[str, Any]:
-        if sample.dataset != self.dataset:
-            raise DataError(f"is a {sample.dataset} sample in a {self.dataset} WORKDIR",
-                            sample_id=sample.id)
+        if sample.dataset != self.reading.dataset:
+            raise DataError(f"is a {sample.dataset} sample in a {self.reading.dataset} "
+                            "WORKDIR", sample_id=sample.id)
         if not sample.skeleton:
             raise DataError("has no skeleton file", sample_id=sample.id)
-        values = load_skeleton_sample(sample.skeleton, self.dataset)
-        found = values["joints"].shape[2]
-        if found != self.num_joints:
-            raise DataError(f"has {found} joints per person; the other samples of this "
-                            f"WORKDIR have {self.num_joints}", path=sample.skeleton)
-        return values
+        return load_skeleton_sample(sample.skeleton, self.reading)
 
 
-def dataset_num_joints(workdir: Workdir) -> int:
-    """Joints per person: fixed for NTU and NW-UCLA, the most common count for CSV data."""
-    dataset = workdir.dataset
-    if dataset in ("ntu60", "ntu120"):
-        return NTU_JOINTS
-    if dataset == "nw-ucla":
-        return NW_UCLA_JOINTS
-    counts = Counter(peek_num_joints(s.skeleton) for s in workdir.samples if s.skeleton)
-    counts.pop(None, None)
-    if not counts:
+def stage_reading(workdir: Workdir, progress: bool = False) -> SkeletonReading:
+    """The WORKDIR's reading with nothing left open: own data's channels and persons come
+    from a survey of its files when the manifest did not fix them."""
+    reading = workdir.skeleton_reading()
+    if reading.builtin:
+        return reading
+    if reading.layout is None:
+        raise DataError(f"{workdir.path} holds own (csv) data without a skeleton layout: "
+                        "rebuild its manifest with --layout NAME|FILE (built-in: "
+                        f"{', '.join(sorted(LAYOUTS))}; or a YAML file of your own, see "
+                        "docs/own-data.md)")
+    if reading.channels is not None and reading.max_persons is not None:
+        return reading
+    paths = [s.skeleton for s in workdir.samples if s.skeleton]
+    found = [survey_file(path, reading) for path in
+             tqdm(paths, desc="surveying skeleton files", disable=not progress, leave=False)]
+    usable = [item for item in found if item is not None]
+    if not usable:
         raise DataError("no sample has a readable skeleton file", path=str(workdir.path))
-    (num_joints, _), *others = counts.most_common()
-    if others:
-        log.warning("skeleton files have different joint counts %s; samples without %d "
-                    "joints will be recorded as failures", dict(counts), num_joints)
-    return num_joints
+    channels = reading.channels
+    if channels is None:
+        counts = Counter(values for _, _, values in usable)
+        channels = channels_of(counts.most_common(1)[0][0])
+        if len(counts) > 1:
+            log.warning("skeleton files hold %s values per joint; taking %s (%s), files "
+                        "with another count will be recorded as failures",
+                        dict(counts), channels, "--channels sets it")
+    persons = reading.max_persons or max(persons for _, persons, _ in usable)
+    log.info("own data: %s channels, %d person(s) per sample", channels, persons)
+    return dataclasses.replace(reading, channels=channels, max_persons=persons)
 
 
-def skeleton_spec(workdir: Workdir, num_joints: int | None = None) -> CacheSpec:
-    if num_joints is None:
-        num_joints = dataset_num_joints(workdir)
-    return workdir.spec(SKELETONS, skeleton_params(workdir.dataset, num_joints))
+def skeleton_spec(workdir: Workdir, reading: SkeletonReading | None = None) -> CacheSpec:
+    reading = reading or stage_reading(workdir)
+    return workdir.spec(SKELETONS, reading.params())
 
 
 def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
@@ -85,9 +100,8 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
     dataset_info(workdir.dataset)     # a WORKDIR of an unknown dataset fails here
-    num_joints = dataset_num_joints(workdir)
-    spec = skeleton_spec(workdir, num_joints)
-    return run_stage(workdir, spec, ExtractSkeletons(workdir.dataset, num_joints),
+    reading = stage_reading(workdir, progress)
+    return run_stage(workdir, skeleton_spec(workdir, reading), ExtractSkeletons(reading),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,
                      retry_failures=retry_failures, shard_indices=shard_indices,
                      progress=progress, rebuild=rebuild, group=current_process_group())

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from data_manifest.errors import DataError, MissingCacheError
-from data_manifest.layouts import LAYOUTS, Layout
+from data_manifest.layouts import Layout
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.stages.stitch import DEFAULT_CANVAS, FRAMES_HINT, compose, stored_crops
@@ -36,10 +36,10 @@ class Preview:
 
 
 def _layout_for(workdir: Workdir, num_joints: int) -> Layout | None:
-    layout = LAYOUTS.get(workdir.info.layout or "")
-    if layout is not None and layout.num_joints == num_joints:
-        return layout
-    return next((l for l in LAYOUTS.values() if l.num_joints == num_joints), None)
+    """The WORKDIR's layout; without one (or another joint count) only joints are drawn,
+    never lines of a layout guessed from the joint count."""
+    layout = workdir.layout
+    return layout if layout is not None and layout.num_joints == num_joints else None
 
 
 def render_preview(workdir, sample_id: str, *, frames_cache: str = DEFAULT_CACHE_NAME,
@@ -118,7 +118,7 @@ def _draw_actor(image: np.ndarray, points: np.ndarray, layout: Layout | None,
     pixel = np.zeros_like(local, dtype=np.int64)
     pixel[valid] = np.round(local[valid]).astype(np.int64)
     # draw on the tile view so lines never spill into the neighbouring tiles
-    for joint, parent in (layout.edges if layout else ()):
+    for joint, parent in (layout.draw_edges if layout else ()):
         if valid[joint] and valid[parent]:
             cv2.line(tile, tuple(int(v) for v in pixel[joint]),
                      tuple(int(v) for v in pixel[parent]), colour, 1, cv2.LINE_AA)

@@ -18,7 +18,8 @@ from train.predict import predict_file
               help="How many classes to print.")
 @click.option("--dataset", default=None,
               type=click.Choice(sorted(DATASETS)),
-              help="Read the file as this dataset's format (default: the run's dataset).")
+              help="Read the file as this dataset's files are read.  [default: as the run's "
+                   "skeleton cache read its files: layout, joint mapping, channels, persons]")
 @click.option("--checkpoint", default="auto",
               help="For a run directory: auto (best if it was chosen on a validation "
                    "part, else last), best, last or a checkpoint path.")
@@ -30,7 +31,8 @@ def command(model: str, skeleton_file: str, top_k: int, dataset: str | None,
 
     MODEL is a run directory, an export directory, or an exported .pt (TorchScript) /
     .onnx file. The file is read and preprocessed exactly as in training and evaluation
-    (.skeleton for NTU, .json for NW-UCLA, .npy for user data).
+    (.skeleton for NTU, .json for NW-UCLA; own data: .npy, .npz, .json, .csv of frames or
+    v7.3 .mat in the run's layout, see docs/own-data.md).
     """
     prediction = predict_file(model, skeleton_file, top_k=top_k, dataset=dataset,
                               checkpoint=checkpoint)

@@ -2,7 +2,7 @@
 
 Each item is a dict::
 
-    {"x": float32 (3, W, V, M), "label": int, "id": str, "index": int, **extras}
+    {"x": float32 (C, W, V, M), "label": int, "id": str, "index": int, **extras}
 
 ``extras`` are further per-sample arrays joined by sample id (e.g. cached RGB or LLM
 features for co-learning): any object with ``get(sample_id) -> array`` and
@@ -23,13 +23,13 @@ from torch.utils.data import Dataset
 
 from data_manifest import schemas
 from data_manifest.errors import DataError, MissingCacheError
-from data_manifest.layouts import LAYOUTS
 from data_manifest.sample import Sample
 from data_manifest.splits import select
 from data_manifest.store import CacheReader
 from data_manifest.workdir import Workdir
-from train.config import TrainConfig
+from train.config import TrainConfig, model_layout, unresolved
 from train.data.feeders import Feeder, build_feeder
+from train.data.fit import DataFacts, check_fits, fill_auto, read_facts
 from train.data.transforms import sample_rng
 from train.errors import ConfigError, TrainError
 
@@ -170,28 +170,6 @@ def split_samples(workdir: Workdir, reader: CacheReader, config: TrainConfig) ->
     return SplitSamples(train=train, val=val, test=test, skipped=skipped)
 
 
-def check_data_matches(reader: CacheReader, workdir: Workdir, samples: Sequence[Sample],
-                       config: TrainConfig) -> None:
-    """The skeletons' joint and person counts and the labels fit the model config."""
-    model = config.model
-    expected = LAYOUTS[model.layout].num_joints
-    if workdir.info.layout is not None and workdir.info.layout != model.layout:
-        raise ConfigError(f"model.layout is {model.layout!r} but {workdir.path} holds "
-                          f"{workdir.info.layout!r} skeletons; use the matching preset")
-    shape = reader.get(samples[0].id, ["joints"])["joints"].shape
-    if shape[2] != expected:
-        raise ConfigError(f"the skeletons in {workdir.path} have {shape[2]} joints, the "
-                          f"{model.layout!r} layout of the config has {expected}; use the "
-                          "preset that matches the data")
-    if shape[1] != model.num_persons:
-        raise ConfigError(f"the skeletons in {workdir.path} hold {shape[1]} persons, "
-                          f"model.num_persons is {model.num_persons}")
-    top = max(sample.label for sample in samples)
-    if top >= model.num_classes:
-        raise ConfigError(f"labels go up to {top} but model.num_classes is "
-                          f"{model.num_classes}; use the preset that matches the data")
-
-
 @dataclass
 class DataBundle:
     """Datasets of one run, sharing one skeleton reader."""
@@ -200,8 +178,15 @@ class DataBundle:
     reader: CacheReader
     split: SplitSamples
     feeder: Feeder
-    config: TrainConfig
+    config: TrainConfig              # with its auto values filled in from the data
+    facts: DataFacts
     extras: dict[str, SampleSource] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The WORKDIR's class names for the model's classes ([] if it has none)."""
+        names = self.facts.class_names or ()
+        return list(names[:self.config.model.num_classes]) if names else []
 
     def dataset(self, part: str, train: bool | None = None) -> SkeletonDataset:
         """The dataset of one part; training augmentation (and repeat) on ``train`` only."""
@@ -219,7 +204,8 @@ class DataBundle:
 
 def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = None,
               skip_missing: bool = False) -> DataBundle:
-    """Open the WORKDIR of ``config.data.workdir`` and check it fits the config.
+    """Open the WORKDIR of ``config.data.workdir``, fill in the config's ``auto`` values
+    from it and check that the two fit (every mismatch in one error).
 
     Training samples missing from an ``extras`` source are an error listing them, or are
     dropped (and counted in ``split.skipped``) with ``skip_missing``. Only the train part
@@ -230,7 +216,10 @@ def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = N
     workdir = Workdir(config.data.workdir)
     reader = open_skeletons(workdir, config)
     split = split_samples(workdir, reader, config)
-    check_data_matches(reader, workdir, split.train + split.val + split.test, config)
+    facts = read_facts(workdir, reader, split.train + split.val + split.test)
+    if unresolved(config):
+        config = fill_auto(config, facts, reader, split.train)
+    check_fits(config, facts)
     extras = dict(extras or {})
     for name, source in extras.items():
         for part in ("train",):    # only training steps read extras; evaluation never does
@@ -245,6 +234,15 @@ def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = N
             for sample_id in absent:
                 split.skipped[sample_id] = f"no {name} entry"
             setattr(split, part, [s for s in members if s.id not in absent])
-    feeder = build_feeder(config.data, config.model.layout)
+    feeder = build_feeder(config.data, model_layout(config))
     return DataBundle(workdir=workdir, reader=reader, split=split, feeder=feeder,
-                      config=config, extras=extras)
+                      config=config, facts=facts, extras=extras)
+
+
+def fit_to_data(config: TrainConfig) -> TrainConfig:
+    """``config`` with its ``auto`` values taken from its WORKDIR (unchanged if none)."""
+    if not unresolved(config):
+        return config
+    data = load_data(config)
+    data.reader.close()
+    return data.config

@@ -1,27 +1,35 @@
-"""Feeders: turn one cached skeleton ``(T, M, V, 3)`` into a model input ``(3, W, V, M)``.
+"""Feeders: turn one cached skeleton ``(T, M, V, C)`` into a model input ``(C, W, V, M)``.
 
-Two recipes, matching CTR-GCN's feeders:
+Two recipes matching CTR-GCN's feeders (3-D points), and one for any data:
 
 - ``ntu``: crop the valid frames (random share ``p ~ U(p_interval_train)`` at a random
   offset in training, a centre crop of ``p_interval_test`` in test), resize linearly to
   ``window`` frames, then in training rotate by one random angle per axis.
-- ``nw-ucla``: move joint ``ucla_center_joint`` of frame 0 to the origin, in training apply
-  a random view change (x and y angles, integer degrees in +-``ucla_max_angle_deg``) and
-  scale, normalise each axis to [-1, 1], then resample to ``window`` frames (sorted random
-  frame indices in training, evenly spaced in test).
+- ``nw-ucla``: move joint ``ucla_center_joint`` (default: the layout's origin) of frame 0
+  to the origin, in training apply a random view change (x and y angles, integer degrees
+  in +-``ucla_max_angle_deg``) and scale, normalise each axis to [-1, 1], then resample to
+  ``window`` frames (sorted random frame indices in training, evenly spaced in test).
+- ``custom`` (own data, 2-D or 3-D, with or without a score channel): move the layout's
+  origin of the first person's first frame to 0 and scale the sample to a unit size, then
+  crop and resize as ``ntu``; in training optionally mirror left/right (``random_flip``,
+  the layout's flip pairs) and rotate (3 axes for 3-D points, in the image plane for 2-D).
 
-Both then apply the modality (joint, bone, joint-motion, bone-motion).
-``transform_for_inference`` is the single-sample test-time path that ``train predict`` uses.
+Persons absent in a frame (zeros: padding) are never moved, scaled or counted in the
+normalisation. Every feeder then applies the modality (joint, bone, joint-motion,
+bone-motion). ``transform_for_inference`` is the single-sample test-time path that
+``train predict`` uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from data_manifest.layouts import LAYOUTS, Layout
-from train.config import DataConfig, TrainConfig
+from data_manifest.formats.reading import CHANNELS, SPATIAL_DIMS, channels_of
+from data_manifest.layouts import Layout
+from train.config import AUTO, DataConfig, TrainConfig, model_layout
 from train.data import transforms as T
 
 
@@ -55,21 +63,23 @@ class UCLAFeeder:
     window: int = 52
     max_angle_deg: int = 60
     scale_range: tuple[float, float] = (0.5, 1.5)
-    center_joint: int = 2          # 1-based
+    center: tuple[int, ...] = (1,)  # 0-based joints whose mean in frame 0 -> origin
 
     def __call__(self, joints: np.ndarray, train: bool,
                  rng: np.random.Generator | None = None) -> np.ndarray:
         points = np.asarray(joints, dtype=np.float64)            # (T, M, V, 3)
         if points.shape[0] == 0:
             raise ValueError("the skeleton has no frame")
-        points = points - points[0, 0, self.center_joint - 1]
+        present = T.presence(points)
+        points = np.where(present[..., None, None],
+                          points - points[0, 0, list(self.center)].mean(axis=0), 0.0)
         if train:
             rng = _need(rng)
             angle_x = int(rng.integers(-self.max_angle_deg, self.max_angle_deg + 1))
             angle_y = int(rng.integers(-self.max_angle_deg, self.max_angle_deg + 1))
             scale = float(rng.uniform(*self.scale_range))
             points = points @ T.view_matrix(angle_x, angle_y, scale)
-        points = T.minmax_normalise(points)
+        points = T.minmax_normalise(points, present)
         length = points.shape[0]
         if train:
             chosen = rng.choice(length * 100, size=self.window, replace=False) % length
@@ -80,43 +90,86 @@ class UCLAFeeder:
         return T.apply_modality(data, self.modality, self.layout)
 
 
-Feeder = NTUFeeder | UCLAFeeder
+@dataclass(frozen=True)
+class CustomFeeder:
+    layout: Layout
+    channels: str = "xyz"
+    modality: str = "joint"
+    window: int = 64
+    p_interval_train: tuple[float, ...] = (0.5, 1.0)
+    p_interval_test: tuple[float, ...] = (0.95,)
+    random_rot: bool = True
+    rot_theta: float = 0.3
+    random_flip: bool = False
+
+    def __call__(self, joints: np.ndarray, train: bool,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+        dims = SPATIAL_DIMS[self.channels]
+        data = T.to_ctvm(T.centre_and_scale(joints, self.layout.origin, dims))
+        valid = T.valid_length(data)
+        if valid == 0:
+            raise ValueError("the skeleton has no non-zero frame")
+        interval = self.p_interval_train if train else self.p_interval_test
+        data = T.crop_resize(data, valid, interval, self.window, rng)
+        if train and self.random_flip and _need(rng).random() < 0.5:
+            data = T.flip(data, self.layout)
+        if train and self.random_rot:
+            rotate = T.random_rotate if dims == 3 else T.random_rotate_2d
+            data = rotate(data, self.rot_theta, _need(rng))
+        return T.apply_modality(data, self.modality, self.layout, self.channels)
 
 
-def build_feeder(data: DataConfig, layout: str) -> Feeder:
-    """The feeder a data config describes, for the skeleton layout ``layout``."""
-    skeleton = LAYOUTS[layout]
+Feeder = NTUFeeder | UCLAFeeder | CustomFeeder
+
+
+def build_feeder(data: DataConfig, layout: Layout) -> Feeder:
+    """The feeder a data config describes, for the skeleton ``layout``."""
+    if data.window == AUTO or data.channels == AUTO:
+        raise ValueError("data.window and data.channels must be known (fit the config to "
+                         "its data first)")
+    if data.feeder == "custom":
+        return CustomFeeder(layout=layout, channels=data.channels, modality=data.modality,
+                            window=data.window, p_interval_train=tuple(data.p_interval_train),
+                            p_interval_test=tuple(data.p_interval_test),
+                            random_rot=data.random_rot, rot_theta=data.rot_theta,
+                            random_flip=data.random_flip)
     if data.feeder == "ntu":
-        return NTUFeeder(layout=skeleton, modality=data.modality, window=data.window,
+        return NTUFeeder(layout=layout, modality=data.modality, window=data.window,
                          p_interval_train=tuple(data.p_interval_train),
                          p_interval_test=tuple(data.p_interval_test),
                          random_rot=data.random_rot, rot_theta=data.rot_theta)
-    return UCLAFeeder(layout=skeleton, modality=data.modality, window=data.window,
+    center = layout.origin if data.ucla_center_joint is None else (data.ucla_center_joint - 1,)
+    return UCLAFeeder(layout=layout, modality=data.modality, window=data.window,
                       max_angle_deg=data.ucla_max_angle_deg,
-                      scale_range=tuple(data.ucla_scale_range),
-                      center_joint=data.ucla_center_joint)
+                      scale_range=tuple(data.ucla_scale_range), center=center)
 
 
 def transform_for_inference(joints: np.ndarray, config: TrainConfig) -> np.ndarray:
-    """One cached-layout skeleton ``(T, M, V, 3)`` -> the test-time model input
-    ``(3, window, V, M)`` of a run's config (deterministic; add a batch axis to use it).
+    """One cached-layout skeleton ``(T, M, V, C)`` -> the test-time model input
+    ``(C, window, V, M)`` of a run's config (deterministic; add a batch axis to use it).
 
     ``M`` may be smaller than the model's person count: missing persons are zeros.
     """
     joints = np.asarray(joints, dtype=np.float32)
-    if joints.ndim != 4 or joints.shape[-1] != 3:
-        raise ValueError(f"expected joints of shape (T, M, V, 3), got {joints.shape}")
+    data = config.data
+    channels = data.channels if data.channels != AUTO else \
+        channels_of(joints.shape[-1]) if joints.ndim == 4 and joints.shape[-1] in (2, 3) \
+        else "xyz"
+    if joints.ndim != 4 or joints.shape[-1] != CHANNELS[channels]:
+        raise ValueError(f"expected joints of shape (T, M, V, {CHANNELS[channels]}) "
+                         f"({channels}), got {joints.shape}")
     persons = config.model.num_persons
     if joints.shape[1] < persons:
         pad = np.zeros((joints.shape[0], persons - joints.shape[1]) + joints.shape[2:],
                        dtype=np.float32)
         joints = np.concatenate([joints, pad], axis=1)
     joints = joints[:, :persons]
-    expected = LAYOUTS[config.model.layout].num_joints
-    if joints.shape[2] != expected:
+    layout = model_layout(config)
+    if joints.shape[2] != layout.num_joints:
         raise ValueError(f"the skeleton has {joints.shape[2]} joints, the model's "
-                         f"{config.model.layout} layout has {expected}")
-    return build_feeder(config.data, config.model.layout)(joints, train=False)
+                         f"{layout.name} layout has {layout.num_joints}")
+    feeder = build_feeder(dataclasses.replace(data, channels=channels), layout)
+    return feeder(joints, train=False)
 
 
 def _need(rng: np.random.Generator | None) -> np.random.Generator:

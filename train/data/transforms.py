@@ -4,6 +4,10 @@ Arrays are ``(C, T, V, M)`` (channels, frames, joints, persons) unless a functio
 otherwise; they are NumPy float32. Random transforms take a ``numpy.random.Generator`` so a
 sample's augmentation depends only on the seed it was given (see ``sample_rng``), not on
 which DataLoader worker or process produced it.
+
+Channels are positions (x, y, z / x, y), optionally followed by a confidence score
+(``xy-score``): geometric transforms move the positions only. A person that is all zeros
+in a frame is padding (absent): it is never shifted, scaled or counted in a normalisation.
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ from typing import Sequence
 
 import numpy as np
 
+from data_manifest.formats.reading import CHANNELS, SPATIAL_DIMS
 from data_manifest.layouts import Layout
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator for one sample of one epoch: reproducible, independent of workers."""
     return np.random.default_rng([int(seed), int(epoch), int(index)])
+
+
+def presence(points: np.ndarray) -> np.ndarray:
+    """(T, M) bool of ``(T, M, V, C)`` points: the persons with data in each frame."""
+    return np.any(points != 0, axis=(2, 3))
+
+
+def score_channel(channels: str) -> int | None:
+    """Index of the confidence channel (``xy-score``), else None."""
+    return SPATIAL_DIMS[channels] if CHANNELS[channels] > SPATIAL_DIMS[channels] else None
 
 
 def to_ctvm(joints: np.ndarray) -> np.ndarray:
@@ -82,13 +97,51 @@ def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
 
 
 def rotate(data: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply one 3x3 rotation to every frame, joint and person."""
-    return np.einsum("ij,jtvm->itvm", matrix, data).astype(np.float32)
+    """Apply one rotation (3x3, or 2x2 in the image plane) to the position channels of
+    every frame, joint and person; other channels (a score) are kept."""
+    size = matrix.shape[0]
+    out = data.astype(np.float32, copy=True)
+    out[:size] = np.einsum("ij,jtvm->itvm", matrix, data[:size])
+    return out
 
 
 def random_rotate(data: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
     """One angle per axis ~ U(-theta, theta), the same for every frame."""
     return rotate(data, rotation_matrix(rng.uniform(-theta, theta, size=3)))
+
+
+def random_rotate_2d(data: np.ndarray, theta: float, rng: np.random.Generator) -> np.ndarray:
+    """One in-plane angle ~ U(-theta, theta) for 2-D points, the same for every frame."""
+    angle = rng.uniform(-theta, theta)
+    return rotate(data, np.array([[np.cos(angle), -np.sin(angle)],
+                                  [np.sin(angle), np.cos(angle)]]))
+
+
+def flip(data: np.ndarray, layout: Layout) -> np.ndarray:
+    """Mirror left and right: x negated, each of the layout's flip pairs swapped."""
+    out = data[:, :, list(layout.flip_permutation)].astype(np.float32, copy=True)
+    out[0] = -out[0]
+    return out
+
+
+def centre_and_scale(points: np.ndarray, origin: tuple[int, ...], dims: int) -> np.ndarray:
+    """``(T, M, V, C)`` points moved so that the mean of the ``origin`` joints of the first
+    person's first frame is 0, and scaled so that the longest side of the box around all
+    the sample's points is 2; only persons present in a frame move, only the first ``dims``
+    channels (positions) change."""
+    present = presence(points)
+    if not present.any():
+        return points.astype(np.float32, copy=True)
+    person = int(np.flatnonzero(present.any(axis=0))[0])
+    frame = int(np.flatnonzero(present[:, person])[0])
+    out = points.astype(np.float32, copy=True)
+    positions = out[..., :dims]
+    positions[present] -= points[frame, person, list(origin), :dims].mean(axis=0)
+    values = positions[present].reshape(-1, dims)
+    extent = float((values.max(axis=0) - values.min(axis=0)).max())
+    if extent > 0:
+        positions[present] /= extent / 2
+    return out
 
 
 def view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndarray:
@@ -99,39 +152,55 @@ def view_matrix(angle_x_deg: float, angle_y_deg: float, scale: float) -> np.ndar
     return ry @ rx @ (np.eye(3) * scale)
 
 
-def minmax_normalise(points: np.ndarray) -> np.ndarray:
-    """Scale each coordinate axis of ``(..., 3)`` points to [-1, 1] over all points.
+def minmax_normalise(points: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Scale each coordinate axis of ``(T, M, V, 3)`` points to [-1, 1] over the points of
+    the persons ``present`` (T, M) in each frame (default: all); absent ones stay zero.
 
     An axis with no extent (all values equal) maps to -1, as the reference would give
     NaN there.
     """
-    flat = points.reshape(-1, points.shape[-1])
+    if present is None:
+        present = np.ones(points.shape[:2], dtype=bool)
+    out = np.zeros(points.shape, dtype=np.float32)
+    if not present.any():
+        return out
+    values = points[present]
+    flat = values.reshape(-1, points.shape[-1])
     low, high = flat.min(axis=0), flat.max(axis=0)
     extent = np.where(high - low > 0, high - low, 1.0)
-    return ((points - low) / extent * 2 - 1).astype(np.float32)
+    out[present] = (values - low) / extent * 2 - 1
+    return out
 
 
-def bone(data: np.ndarray, layout: Layout) -> np.ndarray:
-    """Bone vectors: joint minus its parent over the layout's (1-based) pairs."""
+def bone(data: np.ndarray, layout: Layout, score: int | None = None) -> np.ndarray:
+    """Bone vectors: joint minus its parent over the layout's (1-based) pairs. A score
+    channel becomes the mean of the two joints' scores (as pyskl's ``JointToBone``)."""
     out = np.zeros_like(data)
     for joint, parent in layout.bone_pairs:
         out[:, :, joint - 1] = data[:, :, joint - 1] - data[:, :, parent - 1]
+        if score is not None:
+            out[score, :, joint - 1] = (data[score, :, joint - 1] + data[score, :, parent - 1]) / 2
     return out
 
 
-def motion(data: np.ndarray) -> np.ndarray:
-    """Frame differences ``x[t + 1] - x[t]``; the last frame is zero."""
+def motion(data: np.ndarray, score: int | None = None) -> np.ndarray:
+    """Frame differences ``x[t + 1] - x[t]``; the last frame is zero. A score channel
+    becomes the mean of the two frames' scores (as pyskl's ``ToMotion``)."""
     out = np.zeros_like(data)
     out[:, :-1] = data[:, 1:] - data[:, :-1]
+    if score is not None:
+        out[score, :-1] = (data[score, 1:] + data[score, :-1]) / 2
     return out
 
 
-def apply_modality(data: np.ndarray, modality: str, layout: Layout) -> np.ndarray:
+def apply_modality(data: np.ndarray, modality: str, layout: Layout,
+                   channels: str = "xyz") -> np.ndarray:
     """joint, bone, joint-motion or bone-motion (motion taken after the bone transform)."""
     if modality not in ("joint", "bone", "joint-motion", "bone-motion"):
         raise ValueError(f"unknown modality {modality!r}")
+    score = score_channel(channels)
     if modality.startswith("bone"):
-        data = bone(data, layout)
+        data = bone(data, layout, score)
     if modality.endswith("motion"):
-        data = motion(data)
+        data = motion(data, score)
     return data

@@ -35,6 +35,7 @@ class LoadedRun:
     config: TrainConfig
     checkpoint: Path
     class_names: list[str] | None   # as the trainer recorded them, if it did
+    skeletons: dict | None = None   # the params of the skeleton cache it trained on
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
@@ -71,4 +72,6 @@ def load_run(run_dir: str | Path, checkpoint: str | Path = "auto") -> LoadedRun:
     names = payload.get("class_names")
     if not (isinstance(names, list) and len(names) == config.model.num_classes):
         names = None
-    return LoadedRun(model=model.eval(), config=config, checkpoint=path, class_names=names)
+    skeletons = payload.get("skeletons")
+    return LoadedRun(model=model.eval(), config=config, checkpoint=path, class_names=names,
+                     skeletons=skeletons if isinstance(skeletons, dict) else None)
