@@ -13,10 +13,12 @@ LLM_FEATURES = "llm-features"
 STAGE_ORDER = ("manifest", SKELETONS, FRAMES, STITCH, RGB_FEATURES, LLM_FEATURES)
 
 SKELETON_FIELDS = {
-    # (T, M, V, 3) float32, T ragged: 3D joints after denoising, actor selection and
-    # translation; M = max persons of the dataset (2 for NTU, 1 for NW-UCLA), absent
-    # actors are zeros. T excludes frames where every actor was empty.
-    "joints": "float32 (T, M, V, 3)",
+    # (T, M, V, C) float32, T ragged: joints after denoising, actor selection and
+    # translation (NTU, NW-UCLA; own data as given, remapped to its layout); M = persons
+    # per sample (2 for NTU, 1 for NW-UCLA, own data: from its files), absent persons are
+    # zeros; C = 3 for NTU and NW-UCLA, for own data the channels its cache params record
+    # (xyz 3, xy 2, xy-score 3). T excludes frames where every person was empty.
+    "joints": "float32 (T, M, V, C)",
     # (T, M, V, 2) float32: each joint's colour-image pixel coordinates (NTU colorX,
     # colorY); NaN where the dataset has none or the actor is absent in that frame.
     "color_xy": "float32 (T, M, V, 2)",
@@ -24,7 +26,7 @@ SKELETON_FIELDS = {
     "frame_index": "int32 (T,)",
     # scalar int: frame count of the original sequence (before empty frames were removed).
     "source_frames": "int",
-    # scalar int: actors found (1 or 2).
+    # scalar int: persons found with data (NTU: 1 or 2).
     "num_actors": "int",
 }
 

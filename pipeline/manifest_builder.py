@@ -232,7 +232,8 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                                   settings=settings)
         # the manifest on disk already being the new one means an earlier run was stopped
         # between writing it and WORKDIR_FILE: no cache was built for it, so just finish
-        finishing = manifest_path.is_file() and manifest_digest(manifest_path) == digest
+        finishing = old.manifest_digest != digest and manifest_path.is_file() \
+            and manifest_digest(manifest_path) == digest
         if not overwrite and not finishing:
             tmp_manifest.unlink()
             what = "a different manifest (other files or shard size)" if not changed else \

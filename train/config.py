@@ -210,7 +210,7 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, not {value!r}")
         return [_coerce(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
+    if origin is dict or kind is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping, not {value!r}")
         return copy.deepcopy(dict(value))

@@ -95,7 +95,8 @@ def _axes(header: list[str], joints: Sequence[str], path: str) -> tuple[str, ...
     def lacking(axis: str) -> list[str]:
         return [f"{joint}_{axis}" for joint in joints if f"{joint}_{axis}" not in present]
 
-    missing = lacking("x") + lacking("y")
+    missing = [f"{joint}_{axis}" for joint in joints for axis in ("x", "y")
+               if f"{joint}_{axis}" not in present]
     if missing:
         known = {f"{joint}_{axis}" for joint in joints for axis in ("x", "y", "z", "score")}
         unused = [name for name in header if name not in known | {"frame", "person"}]

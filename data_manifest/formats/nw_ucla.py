@@ -12,12 +12,9 @@ from data_manifest.formats.source import read_source_json
 NUM_JOINTS = 20
 
 
-def read_nw_ucla_json(path: str | os.PathLike, num_joints: int | None = NUM_JOINTS
-                      ) -> np.ndarray:
-    """The ``skeletons`` array as (T, V, 3) float32 (one person).
-
-    ``num_joints`` is the joint count required (None accepts any, for user data).
-    """
+def read_nw_ucla_json(path: str | os.PathLike) -> np.ndarray:
+    """The ``skeletons`` array as (T, 20, 3) float32 (one person). Own data in JSON is read
+    by :mod:`.json_skeleton`."""
     path = os.fspath(path)
     content = read_source_json(path)
     if not isinstance(content, dict):
@@ -36,9 +33,9 @@ def read_nw_ucla_json(path: str | os.PathLike, num_joints: int | None = NUM_JOIN
     if skeletons.ndim != 3 or skeletons.shape[2] != 3:
         raise DataError(f"'skeletons' must have shape [frames][joints][3], found "
                         f"{list(skeletons.shape)}", path=path)
-    if num_joints is not None and skeletons.shape[1] != num_joints:
+    if skeletons.shape[1] != NUM_JOINTS:
         raise DataError(f"'skeletons' has {skeletons.shape[1]} joints per frame, expected "
-                        f"{num_joints}", path=path)
+                        f"{NUM_JOINTS}", path=path)
     if not np.isfinite(skeletons).all():
         frame = int(np.argwhere(~np.isfinite(skeletons))[0][0]) + 1
         raise DataError(f"'skeletons' frame {frame} holds a non-finite value", path=path)

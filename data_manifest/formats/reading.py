@@ -34,7 +34,10 @@ ORIGIN_JOINT = 2              # 1-based: NTU's spine middle, the joint CTR-GCN c
 
 def channels_of(count: int) -> str:
     """The default meaning of ``count`` values per joint: 2 -> xy, 3 -> xyz."""
-    return {2: "xy", 3: "xyz"}[count]
+    if count not in (2, 3):
+        raise ValueError(f"{count} values per joint; expected 2 (x, y) or 3 (x, y, z or "
+                         "x, y, score)")
+    return "xy" if count == 2 else "xyz"
 
 
 @dataclass(frozen=True)

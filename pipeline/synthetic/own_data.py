@@ -160,6 +160,7 @@ class OwnDataset:
     files: dict[str, Path]      # sample id -> skeleton file
     labels: dict[str, int]      # sample id -> 0-based label
     splits: dict[str, str]
+    frames: dict[str, int]      # sample id -> frame count
 
 
 def write_own_dataset(root: str | Path, *, per_class: int = 8, seed: int = 0,
@@ -176,7 +177,7 @@ def write_own_dataset(root: str | Path, *, per_class: int = 8, seed: int = 0,
     (root / "layout.yaml").write_text(yaml.safe_dump(KINECT_V1_HEAD_FIRST, sort_keys=False))
     (root / "classes.txt").write_text("".join(f"{name}\n" for name in OWN_CLASSES))
     rng = np.random.default_rng(seed)
-    rows, files, labels, splits = [], {}, {}, {}
+    rows, files, labels, splits, lengths = [], {}, {}, {}, {}
     for label in range(len(OWN_CLASSES)):
         for index in range(per_class):
             sample_id = f"c{label:02d}_{index:03d}"
@@ -189,9 +190,10 @@ def write_own_dataset(root: str | Path, *, per_class: int = 8, seed: int = 0,
             split = "test" if index % test_every == test_every - 1 else "train"
             rows.append([sample_id, label + 1, path.relative_to(root).as_posix(), "", split])
             files[sample_id], labels[sample_id], splits[sample_id] = path, label, split
+            lengths[sample_id] = len(array)
     with (root / "data.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "label", "skeleton", "video", "split"])
         writer.writerows(rows)
     return OwnDataset(root, root / "data.csv", root / "layout.yaml", root / "classes.txt",
-                      files, labels, splits)
+                      files, labels, splits, lengths)

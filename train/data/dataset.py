@@ -215,11 +215,16 @@ def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = N
         raise ConfigError("data.workdir is not set: give the WORKDIR with a skeleton cache")
     workdir = Workdir(config.data.workdir)
     reader = open_skeletons(workdir, config)
-    split = split_samples(workdir, reader, config)
-    facts = read_facts(workdir, reader, split.train + split.val + split.test)
+    try:
+        split = split_samples(workdir, reader, config)
+        used, protocol_problems = split.train + split.val + split.test, []
+    except ConfigError as error:     # a protocol for other data: listed with the rest
+        split, protocol_problems = None, [str(error)]
+        used = [sample for sample in workdir.samples if sample.id in reader]
+    facts = read_facts(workdir, reader, used)
     if unresolved(config):
-        config = fill_auto(config, facts, reader, split.train)
-    check_fits(config, facts)
+        config = fill_auto(config, facts, reader, split.train if split else used)
+    check_fits(config, facts, protocol_problems)
     extras = dict(extras or {})
     for name, source in extras.items():
         for part in ("train",):    # only training steps read extras; evaluation never does

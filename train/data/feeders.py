@@ -152,12 +152,12 @@ def transform_for_inference(joints: np.ndarray, config: TrainConfig) -> np.ndarr
     """
     joints = np.asarray(joints, dtype=np.float32)
     data = config.data
-    channels = data.channels if data.channels != AUTO else \
-        channels_of(joints.shape[-1]) if joints.ndim == 4 and joints.shape[-1] in (2, 3) \
-        else "xyz"
-    if joints.ndim != 4 or joints.shape[-1] != CHANNELS[channels]:
-        raise ValueError(f"expected joints of shape (T, M, V, {CHANNELS[channels]}) "
-                         f"({channels}), got {joints.shape}")
+    channels = data.channels
+    if joints.ndim != 4 or joints.shape[-1] != CHANNELS.get(channels, joints.shape[-1]):
+        raise ValueError(f"expected joints of shape (T, M, V, C) with C = "
+                         f"{CHANNELS.get(channels, '2 or 3')} ({channels}), got {joints.shape}")
+    if channels == AUTO:
+        channels = channels_of(joints.shape[-1])
     persons = config.model.num_persons
     if joints.shape[1] < persons:
         pad = np.zeros((joints.shape[0], persons - joints.shape[1]) + joints.shape[2:],

@@ -91,9 +91,10 @@ def fill_auto(config: TrainConfig, facts: DataFacts, reader: CacheReader,
     return fitted
 
 
-def check_fits(config: TrainConfig, facts: DataFacts) -> None:
-    """Every way the data and the config disagree, in one :class:`ConfigError`."""
-    problems: list[str] = []
+def check_fits(config: TrainConfig, facts: DataFacts, problems: Sequence[str] = ()) -> None:
+    """Every way the data and the config disagree, in one :class:`ConfigError` (after the
+    ``problems`` already found)."""
+    problems = list(problems)
     d, m = config.data, config.model
     where = facts.workdir
     try:
@@ -112,8 +113,9 @@ def check_fits(config: TrainConfig, facts: DataFacts) -> None:
             problems.append(f"data.random_flip needs left/right joint pairs: the "
                             f"{layout.name} layout has no flip_pairs")
     if facts.num_persons != m.num_persons:
-        problems.append(f"the skeletons in {where} hold {facts.num_persons} persons, "
-                        f"model.num_persons is {m.num_persons}")
+        persons = f"{facts.num_persons} person{'s' if facts.num_persons != 1 else ''}"
+        problems.append(f"the skeletons in {where} hold {persons}, model.num_persons is "
+                        f"{m.num_persons}")
     if d.channels != facts.channels:
         problems.append(f"data.channels is {d.channels} but the skeletons hold "
                         f"{facts.channels}")

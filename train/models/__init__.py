@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Mapping
 
+from data_manifest.layouts import LayoutSpec
 from train.models.graph import layout_by_name_or_joints
 from train.models.registry import BACKBONES, MODEL_NAMES
 
@@ -19,10 +20,11 @@ if TYPE_CHECKING:   # the package itself stays light: the config reads MODEL_NAM
     from torch import nn
 
 
-def build_model(name: str = "ctrgcn", *, num_classes: int, layout: str | None = None,
+def build_model(name: str = "ctrgcn", *, num_classes: int, layout: LayoutSpec | None = None,
                 num_joints: int | None = None, num_persons: int = 2, in_channels: int = 3,
                 dropout: float = 0.0, options: Mapping[str, Any] | None = None) -> nn.Module:
-    """A freshly initialised backbone for a skeleton ``layout`` (or its joint count).
+    """A freshly initialised backbone for a skeleton ``layout`` (a built-in name, a layout
+    YAML path, a layout mapping or a ``Layout``; or the built-in with ``num_joints``).
 
     ``options`` are the backbone's own settings (``model.options``; unknown keys are
     errors), e.g. ``{"com": 2}`` for HD-GCN's centre of mass.
