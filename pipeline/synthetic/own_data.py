@@ -43,7 +43,6 @@ KINECT_V1_HEAD_FIRST = {
     "center": "spine",
     "flip_pairs": [[f"left_{part}", f"right_{part}"] for part in
                    ("shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot")],
-    "dims": [3],
 }
 
 OWN_CLASSES = ("wave left hand once", "wave left hand three times",
