@@ -28,7 +28,7 @@ from train.data.dataset import load_data
 from train.data.feeders import CustomFeeder, UCLAFeeder, transform_for_inference
 from data_manifest.formats.load import load_skeleton_sample
 from train.checkpoint import checkpoint_path, load_checkpoint
-from train.config import TrainConfig
+from train.config import TrainConfig, absolute_paths, model_layout
 from train.errors import ConfigError
 from train.loop import train
 from train.predict import Predictor, predict_skeleton
@@ -146,6 +146,18 @@ def test_the_custom_preset_takes_its_auto_values_from_the_data(own_workdir):
     assert fitted.data.window == int(round(float(np.median(lengths))))
     assert len(bundle.split.val) == 6 and fitted.data.val_fraction == 0.1
     assert fitted.data.feeder == "custom"
+
+
+def test_a_layout_file_in_the_config_is_recorded_by_its_content(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(KINECT_V1_HEAD_FIRST))
+    config = absolute_paths(resolve_config("custom", overrides=[f"model.layout={path}"]))
+    assert config.model.layout == HEAD_FIRST.to_dict()
+    path.unlink()
+    again = TrainConfig.from_dict(yaml.safe_load(config.to_yaml()))
+    assert model_layout(again) == HEAD_FIRST
+    with pytest.raises(ConfigError, match="model.layout: .*layout file not found"):
+        resolve_config("custom", overrides=[f"model.layout={path}"])
 
 
 def test_every_mismatch_is_reported_at_once(own_workdir):
