@@ -22,13 +22,12 @@ from pipeline.manifest_builder import build_manifest
 from pipeline.stages.extract_skeletons import extract_skeletons
 from pipeline.synthetic.own_data import KINECT_V1_HEAD_FIRST, OWN_CLASSES, write_own_dataset
 from train.cli.main import cli as train_cli
-from train.config import resolve_config
 from train.data import transforms as T
 from train.data.dataset import load_data
 from train.data.feeders import CustomFeeder, UCLAFeeder, transform_for_inference
 from data_manifest.formats.load import load_skeleton_sample
 from train.checkpoint import checkpoint_path, load_checkpoint
-from train.config import TrainConfig, absolute_paths, model_layout
+from train.config import TrainConfig, absolute_paths, model_layout, resolve_config
 from train.errors import ConfigError
 from train.loop import train
 from train.predict import Predictor, predict_skeleton
