@@ -18,6 +18,7 @@ import numpy as np
 
 MIN_SIDE = 16
 CROP_SOURCES = ("skeleton", "nearest-skeleton", "full-frame", "none")
+WHOLE_FRAME_SOURCES = ("full-frame", "none")    # crops that are the whole video frame
 
 Box = tuple[int, int, int, int]   # x0, y0, x1, y1; ends exclusive
 

@@ -134,9 +134,11 @@ def write_skeleton_cache(workdir: Workdir, values: dict[str, dict], *,
 
 
 def write_frames_cache(workdir: Workdir, crops: dict[str, Sequence[bytes]], *,
-                       num_frames: int, name: str = "default") -> str:
+                       num_frames: int, name: str = "default",
+                       sources: dict[str, Sequence[str]] | None = None) -> str:
     """A frames cache written directly with the store (only the fields stitch reads), so
-    records can be damaged at will; samples without crops are failures. Its fingerprint."""
+    records can be damaged at will; samples without crops are failures. ``sources``: the
+    crop_source of a sample's crops (default: all "skeleton"). Its fingerprint."""
     spec = workdir.spec(FRAMES, {"num_frames": num_frames, "factory": 1})
     cache = workdir.cache_dir(FRAMES, name)
     cache.prepare(spec)
@@ -149,7 +151,9 @@ def write_frames_cache(workdir: Workdir, crops: dict[str, Sequence[bytes]], *,
                 jpegs = list(crops[sample.id])
                 writer.add(sample.id, {
                     "jpeg": np.frombuffer(b"".join(jpegs), dtype=np.uint8),
-                    "jpeg_lengths": np.array([len(j) for j in jpegs], dtype=np.int64)})
+                    "jpeg_lengths": np.array([len(j) for j in jpegs], dtype=np.int64),
+                    "crop_source": list((sources or {}).get(sample.id,
+                                                            ["skeleton"] * len(jpegs)))})
     return spec.fingerprint
 
 

@@ -212,3 +212,51 @@ def test_a_frames_cache_rebuilt_while_stitching_is_refused(tmp_path):
     stale = StitchTask(task.params, path, "0" * len(fingerprint))
     with pytest.raises(MissingCacheError, match="frames cache at .* changed while stitch"):
         stale.setup(0)
+
+
+def _wide_frame(width=320, height=180):
+    """A 16:9 "whole frame": a red centre strip (where a person would stand) on green."""
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[:] = (0, 200, 0)
+    middle = width // 2
+    frame[:, middle - 18:middle + 18] = (0, 0, 230)
+    return frame
+
+
+def test_a_whole_frame_is_cut_to_the_tile_aspect_not_stretched():
+    """Regression: a 16:9 whole frame was stretched into a 96x480 column."""
+    assert placements([(320, 180)], (96, 480), "crop")[0].window == (142, 0, 178, 180)
+    assert placements([(100, 400)], (100, 100), "crop")[0].window == (0, 150, 100, 250)
+    image, where = compose([_wide_frame()], (96, 480), ["crop"])
+    blue, green, red = np.median(image.reshape(-1, 3), axis=0)
+    assert red > 180 and green < 60        # the centre strip fills the column
+    stretched, _ = compose([_wide_frame()], (96, 480), ["stretch"])
+    assert np.median(stretched.reshape(-1, 3), axis=0)[1] > 150   # mostly green: squeezed
+    # a point at the frame's centre lands at the tile's centre, its edges outside the tile
+    centre = where[0].map_points(np.array([[160.0, 90.0], [0.0, 90.0]]), 320, 180)
+    assert np.allclose(centre[0], (48, 240)) and centre[1][0] < 0
+
+
+def test_whole_frame_fit_follows_the_crop_source(tmp_path):
+    wide = encode_jpeg(_wide_frame(), 95)
+    person = encode_jpeg(np.full((200, 80, 3), 200, np.uint8), 95)
+    workdir = make_workdir(tmp_path / "wd", [sample("a", None)])
+    write_frames_cache(workdir, {"a": [wide, person, wide]}, num_frames=3,
+                       sources={"a": ["full-frame", "skeleton", "none"]})
+
+    def tiles(name, **options):
+        stitch(workdir, canvas=(288, 480), cache_name=name, progress=False, **options)
+        image = decode_jpeg(workdir.reader(STITCH, name).get("a")["image"])
+        return [image[:, i * 96:(i + 1) * 96].astype(int) for i in range(3)]
+
+    cut = tiles("default")                       # whole_frame_fit="crop" by default
+    for tile in (cut[0], cut[2]):
+        assert np.median(tile[..., 2]) > 180 and np.median(tile[..., 1]) < 60
+    assert abs(cut[1].mean() - 200) < 4          # the person crop is stretched as before
+    padded = tiles("padded", whole_frame_fit="pad")
+    assert padded[0][:200].max() < 30 and padded[0][-200:].max() < 30   # black above/below
+    assert np.median(padded[0][240, :, 1]) > 150                          # the whole frame
+    assert tiles("stretched", whole_frame_fit="stretch")[0][..., 1].mean() > 120
+    assert workdir.reader(STITCH).spec.params["whole_frame_fit"] == "crop"
+    with pytest.raises(ValueError, match="whole_frame_fit"):
+        stitch(workdir, whole_frame_fit="squeeze", progress=False)

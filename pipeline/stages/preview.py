@@ -19,7 +19,8 @@ from data_manifest.errors import DataError, MissingCacheError
 from data_manifest.layouts import Layout
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
-from pipeline.stages.stitch import DEFAULT_CANVAS, FRAMES_HINT, compose, stored_crops
+from pipeline.stages.stitch import (DEFAULT_CANVAS, FRAMES_HINT, compose, stored_crops,
+                                    tile_fits)
 from pipeline.stages.upstream import open_upstream
 
 ACTOR_COLOURS = ((0, 255, 0), (255, 160, 0), (0, 200, 255), (255, 0, 255))   # BGR
@@ -64,11 +65,13 @@ def render_preview(workdir, sample_id: str, *, frames_cache: str = DEFAULT_CACHE
     if stitch_dir.exists():
         stitch_params = stitch_dir.spec().params
     size = tuple(canvas or stitch_params.get("canvas") or DEFAULT_CANVAS)
-    image, where = compose(crops, size, fit or stitch_params.get("fit", "stretch"))
+    sources = list(record["crop_source"])
+    fits = tile_fits(sources, fit or stitch_params.get("fit", "stretch"),
+                     stitch_params.get("whole_frame_fit", "crop"))
+    image, where = compose(crops, size, fits)
 
     skeleton = _skeleton_of(workdir, skeleton_cache, sample_id)
     indices = [int(i) for i in record["frame_indices"]]
-    sources = list(record["crop_source"])
     drawn = 0
     if skeleton is not None:
         color_xy, frame_index = skeleton
