@@ -100,7 +100,8 @@ def test_videos_without_skeleton_take_the_fallback_and_say_so(real):
         values = reader.get(sample_id)
         assert values["crop_source"] == ["full-frame"] * 5
         assert values["boxes"].tolist() == [[0, 0, 1920, 1080]] * 5
-        assert "no skeleton file: whole frames" in values["notes"]
+        assert "has no skeleton file, only a video" in values["notes"]
+        assert values["notes"].endswith("whole frames")
         assert [c.shape for c in stored_crops(values)] == [(135, 240, 3)] * 5
 
 

@@ -36,6 +36,9 @@ COMMANDS = {
     "extract-skeletons": (
         "pipeline.cli.extract_skeletons:extract_skeletons_command",
         "Read every sample's skeleton file into WORKDIR/cache/skeletons/default."),
+    "extract-poses": (
+        "pipeline.cli.extract_poses:extract_poses_command",
+        "Estimate each sample's pose from its video into WORKDIR/cache/skeletons/NAME."),
     "extract-frames": (
         "pipeline.cli.extract_frames:extract_frames",
         "Take m person crops per sample from its video into WORKDIR/cache/frames/NAME."),

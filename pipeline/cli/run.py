@@ -31,6 +31,10 @@ def _set_option(text: str) -> tuple[str, str, object]:
               help="First stage.  [default: skeletons, or the config's]")
 @click.option("--to", "stop", type=click.Choice(RUN_STAGES),
               help="Last stage.  [default: llm-features, or the config's]")
+@click.option("--poses", is_flag=True, default=None,
+              help="Estimate the skeletons from the videos (extract-poses, MediaPipe Pose) "
+                   "instead of reading skeleton files: for data with videos only. Its "
+                   "options: --set poses.KEY=VALUE or the config's poses section.")
 @click.option("-j", "--jobs", type=click.IntRange(1),
               help="Worker processes for the stages that are not model stages.  [default: 1]")
 @click.option("--model", help="llm-features: the vision-language model (hub id or directory). "
@@ -52,15 +56,15 @@ def _set_option(text: str) -> tuple[str, str, object]:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_errors_exit
 @user_errors_exit
-def run_command(workdir, config_file, start, stop, jobs, model, questions, encoder, device,
-                settings, skip_failures, retry_failures, overwrite, no_progress):
+def run_command(workdir, config_file, start, stop, poses, jobs, model, questions, encoder,
+                device, settings, skip_failures, retry_failures, overwrite, no_progress):
     """Run the pipeline stages of WORKDIR in order, from --from to --to.
 
-    Stages: skeletons, frames, stitch, rgb-features, llm-features. Each skips its finished
-    shards, so running again only does what is left. `pipeline status WORKDIR` shows
-    every stage's cache. Launched as several processes (torchrun, accelerate launch, a
-    Slurm array, or PIPELINE_PART=I/N), each process runs every stage on its part of the
-    shards.
+    Stages: skeletons (read from files, or with --poses estimated from the videos),
+    frames, stitch, rgb-features, llm-features. Each skips its finished shards, so running
+    again only does what is left. `pipeline status WORKDIR` shows every stage's cache.
+    Launched as several processes (torchrun, accelerate launch, a Slurm array, or
+    PIPELINE_PART=I/N), each process runs every stage on its part of the shards.
     """
     data = load_config_file(config_file) if config_file else {}
     overrides = {"from": start, "to": stop, "jobs": jobs, "skip_failures": skip_failures,
@@ -81,6 +85,7 @@ def run_command(workdir, config_file, start, stop, jobs, model, questions, encod
                          "options")
     for stage, options in flags.stages.items():
         config.stages.setdefault(stage, {}).update(options)
+    config.poses = config.poses or flags.poses or bool(poses)
     try:
         run_all(workdir, config, echo=click.echo)
     except StageFailedError as error:

@@ -186,11 +186,11 @@ class ExtractFramesTask(PerSampleTask):
             return None
         empty = SkeletonBoxes(np.zeros((0, 1, 1, 2)), np.zeros(0), width, height, 0.0)
         if self._skeletons is None or sample.id not in self._skeletons:
-            if not sample.skeleton:
-                notes.append("no skeleton file: whole frames")
-            elif sample.id in self._skeleton_failures:
-                notes.append("the skeleton failed extract-skeletons "
+            if sample.id in self._skeleton_failures:    # no file, or no person in the video
+                notes.append("its skeleton failed "
                              f"({self._skeleton_failures[sample.id]}): whole frames")
+            elif not sample.skeleton:
+                notes.append("no skeleton file: whole frames")
             else:
                 notes.append("not in the skeleton cache: whole frames")
             return empty
@@ -230,8 +230,9 @@ def samples_with_notes(cache_path) -> dict[str, str]:
     return noted
 
 
-SKELETON_HINT = ("skeleton crops need it: run `pipeline extract-skeletons WORKDIR` first, "
-                 "or use --crop none")
+SKELETON_HINT = ("skeleton crops need it: run `pipeline extract-skeletons WORKDIR` first "
+                 "(for videos without skeleton files: `pipeline extract-poses WORKDIR`), or "
+                 "use --crop none")
 
 
 def skeleton_cache_for(workdir: Workdir, name: str, shards: list[int]) -> CacheReader:

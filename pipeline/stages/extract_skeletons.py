@@ -34,6 +34,8 @@ from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
 from pipeline.stages.distributed import current_process_group
 
 log = logging.getLogger(__name__)
+POSES_HINT = ("`pipeline extract-poses WORKDIR` estimates skeletons from videos; "
+              "`pipeline run --poses` runs it")
 
 
 class ExtractSkeletons(PerSampleTask):
@@ -49,7 +51,9 @@ class ExtractSkeletons(PerSampleTask):
             raise DataError(f"is a {sample.dataset} sample in a {self.reading.dataset} "
                             "WORKDIR", sample_id=sample.id)
         if not sample.skeleton:
-            raise DataError("has no skeleton file", sample_id=sample.id)
+            raise DataError("has no skeleton file" + (f", only a video ({POSES_HINT})"
+                                                      if sample.video else ""),
+                            sample_id=sample.id)
         return load_skeleton_sample(sample.skeleton, self.reading)
 
 
@@ -100,6 +104,8 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
     dataset_info(workdir.dataset)     # a WORKDIR of an unknown dataset fails here
+    if not any(sample.skeleton for sample in workdir.samples):
+        raise DataError(f"no sample of {workdir.path} has a skeleton file: {POSES_HINT}")
     reading = stage_reading(workdir, progress)
     return run_stage(workdir, skeleton_spec(workdir, reading), ExtractSkeletons(reading),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,

@@ -5,6 +5,9 @@ Options come from a YAML file and/or flags (flags win)::
     from: skeletons            # first stage (default: skeletons)
     to: llm-features           # last stage  (default: llm-features)
     skip_failures: false       # go on past a stage whose samples partly failed
+    poses: false               # skeletons estimated from the videos (extract-poses) instead
+                               # of read from files; a mapping of extract-poses options
+                               # ({stride: 2}) also turns it on
     jobs: 2                    # common options, given to every stage that takes them ...
     overwrite: false
     retry_failures: false
@@ -14,7 +17,9 @@ Options come from a YAML file and/or flags (flags win)::
     rgb-features: {encoder: microsoft/resnet-50, batch_size: 32}   # arguments
     llm-features: {model: Salesforce/blip-vqa-base, questions: [...]}
 
-``jobs`` from the common options is not given to the model stages (rgb-features,
+With ``poses`` on, the skeletons step runs ``extract-poses`` (its options: the ``poses``
+section, ``--set poses.KEY=VALUE``); a ``skeletons`` section is then an error, as options
+for a stage that does not run. ``jobs`` from the common options is not given to the model stages (rgb-features,
 llm-features), and their sections do not take it: each job would load its own copy of the
 model (use ``accelerate launch`` for several processes / GPUs). Options that only make
 sense for one stage (e.g. ``rebuild``, where a stage has it) go in that stage's section or
@@ -39,16 +44,18 @@ from data_manifest.workdir import Workdir
 from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
 RUN_STAGES = (SKELETONS, FRAMES, STITCH, RGB_FEATURES, LLM_FEATURES)
+POSES = "poses"    # the skeletons step done by extract-poses (config key and section)
 STAGE_FUNCTIONS = {
     SKELETONS: "pipeline.stages.extract_skeletons:extract_skeletons",
     FRAMES: "pipeline.stages.extract_frames:extract_frames",
     STITCH: "pipeline.stages.stitch:stitch",
     RGB_FEATURES: "pipeline.stages.rgb_features:cache_rgb_features",
     LLM_FEATURES: "pipeline.stages.llm_features:cache_llm_features",
+    POSES: "pipeline.stages.extract_poses:extract_poses",
 }
 MODEL_STAGES = (RGB_FEATURES, LLM_FEATURES)
 COMMON_KEYS = ("jobs", "overwrite", "retry_failures", "progress")
-TOP_KEYS = ("from", "to", "skip_failures", *COMMON_KEYS)
+TOP_KEYS = ("from", "to", "skip_failures", POSES, *COMMON_KEYS)
 _NOT_CONFIGURABLE = ("workdir", "shard_indices", "rank", "world_size")
 
 
@@ -77,10 +84,11 @@ def stage_options(stage: str) -> dict[str, Any]:
 
 
 def _stage_name(key: str) -> str | None:
+    """The stage a config section is for (``poses`` included), or None."""
     name = key.replace("_", "-")
     aliases = {"rgb": RGB_FEATURES, "llm": LLM_FEATURES}
     name = aliases.get(name, name)
-    return name if name in RUN_STAGES else None
+    return name if name in STAGE_FUNCTIONS else None
 
 
 @dataclass
@@ -88,8 +96,19 @@ class RunConfig:
     start: str = SKELETONS
     stop: str = LLM_FEATURES
     skip_failures: bool = False
+    poses: bool = False
     common: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def step(self, stage: str) -> str:
+        """The stage function that does ``stage``: extract-poses for skeletons with poses."""
+        if stage != SKELETONS or not self.poses:
+            return stage
+        if self.stages.get(SKELETONS):
+            raise ValueError(f"extract-skeletons options ({', '.join(self.stages[SKELETONS])}) "
+                             "but poses is on, so extract-poses makes the skeletons: give "
+                             "its options in the poses section")
+        return POSES
 
     def stage_range(self) -> list[str]:
         first, last = RUN_STAGES.index(self.start), RUN_STAGES.index(self.stop)
@@ -125,6 +144,8 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
                 config.stop = stage
         elif key == "skip_failures":
             config.skip_failures = bool(value)
+        elif key == POSES and isinstance(value, bool):
+            config.poses = value
         elif key in COMMON_KEYS:
             config.common[key] = value
         elif _stage_name(key) is not None:
@@ -132,7 +153,8 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
             if value is None:
                 value = {}
             if not isinstance(value, Mapping):
-                raise ValueError(f"{source}: section {key!r} must be a mapping of options")
+                raise ValueError(f"{source}: section {key!r} must be a mapping of options"
+                                 + (" (or true/false)" if stage == POSES else ""))
             allowed = stage_options(stage)
             unknown = sorted(set(value) - set(allowed))
             if "jobs" in unknown and stage in MODEL_STAGES:
@@ -142,6 +164,7 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
                                  f"{stage}; it takes: {', '.join(sorted(allowed))}")
             config.stages.setdefault(stage, {}).update(
                 {k: _normalise(stage, k, v) for k, v in value.items()})
+            config.poses = config.poses or stage == POSES
         else:
             raise ValueError(f"{source}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)} "
                              f"and one section per stage ({', '.join(RUN_STAGES)})")
@@ -175,11 +198,12 @@ def run_all(workdir: str | os.PathLike | Workdir, config: RunConfig,
     """Run the configured stages in order; stop at a stage with failures unless told not to."""
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     results = []
-    for stage in config.stage_range():
-        echo(f"== {stage}")
-        result = stage_function(stage)(workdir, **config.kwargs_for(stage))
+    steps = [config.step(stage) for stage in config.stage_range()]
+    for step in steps:
+        echo(f"== {step}")
+        result = stage_function(step)(workdir, **config.kwargs_for(step))
         echo(result.summary())
-        results.append((stage, result))
+        results.append((step, result))
         if result.failures and not config.skip_failures:
-            raise StageFailedError(stage, result)
+            raise StageFailedError(step, result)
     return results
