@@ -42,8 +42,7 @@ INSTALL_HINT = (f"install it with `pip install --no-deps mediapipe=={MEDIAPIPE_V
 HARMLESS_NOTICES = ("inference_feedback_manager.cc", "XNNPACK delegate for CPU",
                     "absl::InitializeLog()")
 # MediaPipe 0.10.14 calls an API that protobuf 4.x deprecates (and 5 removed: hence <5)
-warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated",
-                        category=UserWarning)
+PROTOBUF_DEPRECATION = r"SymbolDatabase\.GetPrototype\(\) is deprecated"
 
 
 @dataclass(frozen=True)
@@ -141,12 +140,14 @@ class PoseEstimator:
         """The person in one frame (the next frame of the current video), or None."""
         height, width = frame_bgr.shape[:2]
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-        if self._starting:
-            with _native_notices_dropped():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", PROTOBUF_DEPRECATION, UserWarning)
+            if self._starting:
+                with _native_notices_dropped():
+                    result = self._pose.process(rgb)
+                self._starting = False
+            else:
                 result = self._pose.process(rgb)
-            self._starting = False
-        else:
-            result = self._pose.process(rgb)
         if result.pose_landmarks is None or result.pose_world_landmarks is None:
             return None
         image = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark],
