@@ -30,6 +30,15 @@ SKELETON_FIELDS = {
     "num_actors": "int",
 }
 
+# Fields a skeletons cache estimated from videos (pipeline extract-poses) adds to the above.
+POSE_FIELDS = {
+    # (T, M, V) float32 in [0, 1]: the pose model's likelihood that each joint is visible
+    # (not hidden or outside the frame).
+    "visibility": "float32 (T, M, V)",
+    # str: what the estimation left out or found odd ('' if nothing).
+    "notes": "str",
+}
+
 FRAME_FIELDS = {
     "jpeg": "uint8 (sum of JPEG byte lengths,): the m crops' JPEG files concatenated",
     "jpeg_lengths": "int64 (m,): byte length of each crop's JPEG, in time order",

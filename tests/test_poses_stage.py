@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from data_manifest.errors import DataError
-from data_manifest.schemas import FRAMES, SKELETON_FIELDS, SKELETONS
+from data_manifest.schemas import FRAMES, POSE_FIELDS, SKELETON_FIELDS, SKELETONS
 from data_manifest.workdir import Workdir
 from pipeline.cli.main import cli
 from pipeline.manifest_builder import build_manifest
@@ -77,7 +77,7 @@ def test_poses_of_every_kth_frame_keep_the_video_frame_numbers(tmp_path, fake_mo
 
     assert result.failures == [] and result.samples_written == 1
     values = workdir.reader(SKELETONS).get("walk")
-    assert set(SKELETON_FIELDS) <= set(values)
+    assert set(values) == set(SKELETON_FIELDS) | set(POSE_FIELDS)
     looked_at = [0, 3, 6, 9, 12, 15, 18]
     kept = [i for i in looked_at if i not in hidden]
     assert values["frame_index"].tolist() == kept
@@ -213,3 +213,18 @@ def test_run_config_poses_key():
         parse_config({"poses": True, "skeletons": {"rebuild": True}}).step("skeletons")
     with pytest.raises(ValueError, match="mapping of options \\(or true/false\\)"):
         parse_config({"poses": "yes"})
+
+
+def test_a_truncated_video_keeps_the_frames_that_decode_and_says_so(tmp_path, fake_model):
+    whole = write_video(tmp_path / "whole.avi", NUM_FRAMES, boxes=moving_boxes(NUM_FRAMES))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:int(len(data) * 0.6)])
+    workdir = videos_workdir(tmp_path, [("cut", 0, "", cut)])
+    result = extract_poses(workdir, progress=False)
+    assert result.failures == []
+    values = workdir.reader(SKELETONS).get("cut")
+    decoded = int(values["source_frames"])
+    assert 0 < decoded < NUM_FRAMES
+    assert values["frame_index"].tolist() == list(range(decoded))
+    assert values["notes"] == f"the file declares {NUM_FRAMES} frames, {decoded} decode"

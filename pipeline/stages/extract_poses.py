@@ -13,11 +13,11 @@ around the estimated person and training reads it like any other:
 * ``color_xy`` (T, 1, 33, 2): the landmarks in video pixels (like NTU's colour
   coordinates; a landmark MediaPipe places outside the frame keeps its position).
 * ``frame_index``: the video frame of each row; ``source_frames``: the frames that decode.
-* two fields the file-based stage has not: ``visibility`` (T, 1, 33), MediaPipe's
-  likelihood that each landmark is visible rather than hidden or outside the frame (what a
-  2-D keypoint score would be; kept because it cannot be recovered without running the
-  model again), and ``notes`` (frames without a person, a file that declares more frames
-  than decode).
+* two fields the file-based stage has not (:data:`~data_manifest.schemas.POSE_FIELDS`):
+  ``visibility`` (T, 1, 33), MediaPipe's likelihood that each landmark is visible rather
+  than hidden or outside the frame (what a 2-D keypoint score would be; kept because it
+  cannot be recovered without running the model again), and ``notes`` (frames without a
+  person, a file that declares more frames than decode).
 
 Frames where MediaPipe finds nobody are left out, as NTU's empty frames are (``frame_index``
 keeps the original numbering, ``notes`` counts them). A sample fails (recorded with the
