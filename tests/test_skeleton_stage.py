@@ -246,8 +246,8 @@ def test_csv_data_with_mixed_formats_and_joint_counts(tmp_path):
     assert set(failures) == {"ucla", "vid"}
     assert "has 20 joints per person; the ntu layout has 25" in failures["ucla"]
     assert "ucla.json" in failures["ucla"]
-    assert failures["vid"].startswith("sample vid: has no skeleton file, only a video "
-                                      "(`pipeline extract-poses WORKDIR` estimates")
+    assert failures["vid"] == ("sample vid: has no skeleton file, only a video "
+                               "(`pipeline extract-poses` estimates poses from videos)")
     reader = workdir.reader(SKELETONS)
     # persons from the data: the .skeleton file may hold 2 actors
     params = reader.spec.params

@@ -34,8 +34,7 @@ from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
 from pipeline.stages.distributed import current_process_group
 
 log = logging.getLogger(__name__)
-POSES_HINT = ("`pipeline extract-poses WORKDIR` estimates skeletons from videos; "
-              "`pipeline run --poses` runs it")
+POSES_HINT = "`pipeline extract-poses` estimates poses from videos"
 
 
 class ExtractSkeletons(PerSampleTask):
@@ -105,7 +104,8 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
         workdir = Workdir(workdir)
     dataset_info(workdir.dataset)     # a WORKDIR of an unknown dataset fails here
     if not any(sample.skeleton for sample in workdir.samples):
-        raise DataError(f"no sample of {workdir.path} has a skeleton file: {POSES_HINT}")
+        raise DataError(f"no sample of {workdir.path} has a skeleton file: {POSES_HINT} "
+                        "(`pipeline run --poses` runs it instead of extract-skeletons)")
     reading = stage_reading(workdir, progress)
     return run_stage(workdir, skeleton_spec(workdir, reading), ExtractSkeletons(reading),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,
