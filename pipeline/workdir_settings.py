@@ -26,6 +26,7 @@ from data_manifest.layouts import (LAYOUTS, JointMapping, Layout, load_joint_map
 from data_manifest.sample import Sample
 from data_manifest.store import write_text_atomic
 from data_manifest.workdir import CLASSES_FILE, JOINT_MAP_FILE, LAYOUT_FILE, Workdir
+from pipeline.models.pose_estimator import LAYOUT as POSE_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def _layouts(samples: Sequence[Sample], layout, from_layout, joint_map
         skeletons = [s.skeleton for s in samples if s.skeleton]
         if skeletons and all(Path(p).suffix.lower() == ".skeleton" for p in skeletons):
             target = LAYOUTS["ntu"]      # NTU's own file format: its joints are known
+        elif not skeletons and source is None:
+            target = LAYOUTS[POSE_LAYOUT]     # videos only: what extract-poses estimates
         elif source is not None:
             raise DataError("--from-layout needs --layout (the layout to turn the data into)")
         return target, None

@@ -6,9 +6,13 @@ runs these). MediaPipe takes ~70 ms a frame on a CPU core: the videos are estima
 10th frame, once (with -j 2) for all tests of the module.
 """
 
+import json
+
 import cv2
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from data_manifest.formats.ntu_skeleton import read_ntu_skeleton
 from data_manifest.schemas import FRAMES, RGB_FEATURES, SKELETONS, STITCH
@@ -113,10 +117,20 @@ def test_one_or_two_workers_give_the_same_poses(estimated):
             assert np.array_equal(one[field], two[field]), (sample_id, field)
 
 
-def test_videos_only_chain_crops_from_the_estimated_pose(estimated, tmp_path_factory):
+@pytest.fixture(scope="module")
+def chain(estimated, tmp_path_factory):
+    """extract-frames, stitch and rgb-features (a tiny ResNet) after extract-poses."""
     workdir, _ = estimated
     frames = extract_frames(workdir, max_side=240, progress=False)
-    assert frames.failures == []
+    stitched = stitch(workdir, progress=False)
+    encoder = make_tiny_resnet(tmp_path_factory.mktemp("models") / "resnet")
+    features = cache_rgb_features(workdir, str(encoder), progress=False)
+    return workdir, frames, stitched, features
+
+
+def test_videos_only_chain_crops_from_the_estimated_pose(chain):
+    workdir, frames, stitched, features = chain
+    assert frames.failures == [] and stitched.failures == [] and features.failures == []
     reader = workdir.reader(FRAMES)
     # frames 0, 20, ..., 80 of a001 were estimated; others borrow the nearest estimated box
     assert list(reader.get("a001")["crop_source"]) == ["skeleton"] * 5
@@ -128,13 +142,29 @@ def test_videos_only_chain_crops_from_the_estimated_pose(estimated, tmp_path_fac
     # a person crop is taller than wide; the whole frame of the room is 16:9
     x0, y0, x1, y1 = reader.get("a001")["boxes"][0]
     assert (y1 - y0) > 2 * (x1 - x0)
-
-    stitched = stitch(workdir, progress=False)
-    assert stitched.failures == []
     image = decode_jpeg(workdir.reader(STITCH).get("room")["image"])
     assert image.shape == (480, 480, 3)
-
-    encoder = make_tiny_resnet(tmp_path_factory.mktemp("models") / "resnet")
-    features = cache_rgb_features(workdir, str(encoder), progress=False)
-    assert features.failures == []
     assert len(workdir.reader(RGB_FEATURES, workdir.cache_names(RGB_FEATURES)[0]).ids) == 4
+
+
+@pytest.mark.slow
+def test_videos_only_chain_trains_on_the_estimated_poses(chain, tmp_path):
+    """manifest (videos only) -> extract-poses -> frames -> stitch -> rgb-features ->
+    `train run --preset custom --mmcl`: the layout comes from the WORKDIR, and the video
+    without a person is skipped."""
+    from train.cli.main import cli as train_cli
+    workdir = chain[0]
+    assert workdir.layout.name == "mediapipe-33"       # given by the manifest of videos only
+    run = tmp_path / "run"
+    done = CliRunner().invoke(train_cli, [
+        "run", str(run), "--preset", "custom", "--workdir", str(workdir.path), "--mmcl",
+        "--no-frm", "--set", "schedule.epochs=1", "--set", "schedule.warmup_epochs=0",
+        "--set", "optim.batch_size=2", "--set", "data.num_workers=0",
+        "--set", "data.val_fraction=0", "--set", "run.progress=false"])
+    assert done.exit_code == 0, done.output
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    assert recorded["model"]["layout"] == "mediapipe-33"
+    assert (recorded["model"]["num_persons"], recorded["model"]["in_channels"]) == (1, 3)
+    assert recorded["data"]["channels"] == "xyz"
+    summary = json.loads((run / "data.json").read_text())
+    assert "room" in json.dumps(summary)                # listed as skipped

@@ -2,6 +2,7 @@
 "finds" the generated actor (a red box) in each frame, so it runs wherever the tests do.
 The real model on the real NTU video: test_poses_real.py."""
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -19,7 +20,7 @@ from pipeline.stages import extract_poses as poses_module
 from pipeline.stages.extract_frames import extract_frames
 from pipeline.stages.extract_poses import extract_poses
 
-from frames_factories import box_joints, moving_boxes, write_video
+from frames_factories import box_joints, make_workdir, moving_boxes, sample, write_video
 
 NUM_FRAMES = 20
 
@@ -228,3 +229,19 @@ def test_a_truncated_video_keeps_the_frames_that_decode_and_says_so(tmp_path, fa
     assert 0 < decoded < NUM_FRAMES
     assert values["frame_index"].tolist() == list(range(decoded))
     assert values["notes"] == f"the file declares {NUM_FRAMES} frames, {decoded} decode"
+
+
+def test_the_default_cache_needs_the_workdirs_layout_to_be_mediapipe(tmp_path, fake_model):
+    video = write_video(tmp_path / "a.avi", 4, boxes=moving_boxes(4))
+    workdir = videos_workdir(tmp_path, [("a", 0, "", video)])
+    assert workdir.layout.name == "mediapipe-33"       # a manifest of videos only
+    other = tmp_path / "coco"
+    build_manifest("csv", tmp_path / "videos.csv", other, layout="coco-17")
+    with pytest.raises(DataError, match="holds coco-17 skeletons; estimated poses are "
+                                        "mediapipe-33.*--name NAME"):
+        extract_poses(other, progress=False)
+    assert extract_poses(other, cache_name="poses", progress=False).failures == []
+    old = make_workdir(tmp_path / "old", [sample("a", video, skeleton=False)])
+    Workdir.write_info(old.path, dataclasses.replace(old.info, layout=None))
+    with pytest.raises(DataError, match="records no skeleton layout.*--layout mediapipe-33"):
+        extract_poses(old.path, progress=False)

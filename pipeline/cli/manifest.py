@@ -31,7 +31,8 @@ from pipeline.manifest_builder import REQUIRE_CHOICES, build_manifest
               help="csv data: the skeleton layout, a built-in name "
                    f"({', '.join(sorted(LAYOUTS))}) or a layout YAML file (see "
                    "docs/own-data.md); copied into WORKDIR.  [default: ntu if every skeleton "
-                   "file is an NTU .skeleton file; otherwise extract-skeletons asks for it]")
+                   "file is an NTU .skeleton file; mediapipe-33 (extract-poses) if no sample "
+                   "has one; otherwise extract-skeletons asks for it]")
 @click.option("--from-layout", metavar="NAME|FILE",
               help="csv data: the layout the files are stored in, when it is not --layout; "
                    "joints are copied by name (or by --joint-map) into --layout.")

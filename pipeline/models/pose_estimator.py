@@ -35,6 +35,7 @@ ESTIMATOR = "mediapipe-pose"
 MEDIAPIPE_VERSION = "0.10.14"
 MODEL_COMPLEXITY = 1          # BlazePose Full: the landmark model the wheel ships
 NUM_LANDMARKS = 33
+LAYOUT = "mediapipe-33"       # the built-in layout of its landmarks (data_manifest/layouts)
 INSTALL_HINT = (f"install it with `pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}` and "
                 "`pip install absl-py attrs flatbuffers \"protobuf>=4.25.3,<5\" matplotlib` "
                 "(scripts/setup.sh does both)")

@@ -38,17 +38,17 @@ import cv2
 import numpy as np
 
 from data_manifest.errors import DataError
+from data_manifest.layouts import LAYOUTS, layout_spec
 from data_manifest.sample import Sample
 from data_manifest.schemas import SKELETONS
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.images import IMAGE_ERRORS, describe_image_error
-from pipeline.models.pose_estimator import (NUM_LANDMARKS, PoseEstimator, PoseSettings,
-                                            mediapipe_version)
+from pipeline.models.pose_estimator import (LAYOUT, NUM_LANDMARKS, PoseEstimator,
+                                            PoseSettings, mediapipe_version)
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
 from pipeline.video import open_video
 
 FORMAT_VERSION = 1
-LAYOUT = "mediapipe-33"       # data_manifest/layouts: MediaPipe's 33 landmarks, in order
 PERSONS = 1
 
 
@@ -58,10 +58,12 @@ def poses_params(dataset: str, stride: int, settings: PoseSettings,
     version and settings, the stride, and the layout, channels and persons it gives."""
     if stride < 1:
         raise ValueError(f"stride must be at least 1, not {stride}")
+    layout = LAYOUTS[LAYOUT]
     return {"format_version": FORMAT_VERSION, "source": "extract-poses", "dataset": dataset,
             **settings.params(), "estimator_version": estimator_version,
-            "stride": int(stride), "layout": LAYOUT, "num_joints": NUM_LANDMARKS,
-            "channels": "xyz", "max_persons": PERSONS}
+            "stride": int(stride), "layout": layout_spec(layout),
+            "layout_digest": layout.digest, "num_joints": NUM_LANDMARKS, "channels": "xyz",
+            "max_persons": PERSONS}
 
 
 class ExtractPosesTask(PerSampleTask):
@@ -137,7 +139,8 @@ class ExtractPosesTask(PerSampleTask):
 
 
 def check_target(workdir: Workdir, cache_name: str) -> None:
-    """Refuse to put estimated poses where the WORKDIR's skeleton files belong."""
+    """Refuse to put estimated poses where the WORKDIR's skeleton files belong, or into
+    a default cache whose WORKDIR says another layout (training takes it from there)."""
     if cache_name != DEFAULT_CACHE_NAME:
         return
     with_files = [sample.id for sample in workdir.samples if sample.skeleton]
@@ -148,9 +151,13 @@ def check_target(workdir: Workdir, cache_name: str) -> None:
             f"extract-skeletons). Estimated poses ({LAYOUT} layout) go into a cache of their "
             "own: give it a name (extract-poses --name NAME; extract-frames "
             "--skeleton-cache NAME crops from it)")
-    recorded = workdir.info.layout
-    if recorded not in (None, LAYOUT):
-        raise DataError(f"{workdir.path} holds {recorded} skeletons; estimated poses are "
+    layout = workdir.layout
+    if layout is None:
+        raise DataError(f"{workdir.path} records no skeleton layout, so training could not "
+                        f"read estimated poses from it: rebuild its manifest with --layout "
+                        f"{LAYOUT} (a manifest of videos only gets it by default)")
+    if layout != LAYOUTS[LAYOUT]:
+        raise DataError(f"{workdir.path} holds {layout.name} skeletons; estimated poses are "
                         f"{LAYOUT}: give them a cache of their own (extract-poses --name NAME)")
 
 
