@@ -32,7 +32,6 @@ import torch
 from PIL import Image
 
 from data_manifest.schemas import STITCH
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import Workdir
 from pipeline.manifest_builder import build_manifest
 from pipeline.stages.llm_features import DEFAULT_QUESTIONS, cache_llm_features
@@ -55,7 +54,7 @@ def make_workdir(root: Path, samples: int, shard_size: int, size: int) -> Workdi
     cache.prepare(spec)
     rng = np.random.default_rng(0)
     for shard in range(workdir.num_shards):
-        with ShardWriter(cache.shard_path(shard), spec, shard) as writer:
+        with cache.shard_writer(spec, shard) as writer:
             for sample in workdir.shard_samples(shard):
                 small = rng.integers(0, 256, (size // 16, size // 16, 3), dtype=np.uint8)
                 buffer = io.BytesIO()

@@ -40,7 +40,6 @@ from PIL import Image
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import MANIFEST_FILE, Workdir, WorkdirInfo
 from train.config import resolve_config
 from train.data.collate import collate_samples
@@ -66,7 +65,7 @@ def _write(workdir: Workdir, stage: str, params: dict, values, upstream=None) ->
     cache = workdir.cache_dir(stage)
     cache.prepare(spec, overwrite=True)
     for shard in range(workdir.num_shards):
-        with ShardWriter(cache.shard_path(shard), spec, shard) as writer:
+        with cache.shard_writer(spec, shard) as writer:
             for sample in workdir.shard_samples(shard):
                 writer.add(sample.id, values(sample))
     return spec.fingerprint

@@ -12,8 +12,10 @@
       classes.txt         class names given to ``pipeline manifest --classes``
       cache/<stage>/<name>/shard-00000.h5 ...
 
-The manifest order fixes which samples go to which shard, for every stage alike, so
-shard k of a downstream stage reads shard k of its upstream stage.
+The manifest order fixes which samples go to which shard (the shard plan), for every
+stage alike, so shard k of a downstream stage reads shard k of its upstream stage. The
+caches of a WORKDIR count only shards made for its plan: after the manifest is rebuilt
+with another shard size, old shards are redone, never read as the new shard k.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from data_manifest.formats.reading import SkeletonReading
 from data_manifest.layouts import LAYOUTS, JointMapping, Layout, load_joint_map, load_layout
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
-from data_manifest.store import (CacheDir, CacheReader, CacheSpec, read_shard_token,
-                                 write_text_atomic)
+from data_manifest.store import (CACHE_ROOT, CacheDir, CacheReader, CacheSpec, ShardPlan,
+                                 check_cache_name, read_shard_token, write_text_atomic)
 
 WORKDIR_FILE = "workdir.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -153,12 +155,20 @@ class Workdir:
         position = next(i for i, s in enumerate(self.samples) if s.id == sample_id)
         return position // self.info.shard_size
 
+    @cached_property
+    def plan(self) -> ShardPlan:
+        return ShardPlan.of_samples([sample.id for sample in self.samples],
+                                    self.info.shard_size)
+
     # -- caches
     def cache_dir(self, stage: str, name: str = DEFAULT_CACHE_NAME) -> CacheDir:
-        return CacheDir(self.path / "cache" / stage / name)
+        """The folder of cache ``name`` of ``stage``; both must be plain names."""
+        check_cache_name(stage, "stage name")
+        check_cache_name(name, f"{stage} cache name")
+        return CacheDir(self.path / CACHE_ROOT / stage / name, plan=lambda: self.plan)
 
     def cache_names(self, stage: str) -> list[str]:
-        root = self.path / "cache" / stage
+        root = self.path / CACHE_ROOT / stage
         if not root.is_dir():
             return []
         return sorted(p.name for p in root.iterdir() if CacheDir(p).exists())
@@ -189,9 +199,10 @@ class Workdir:
 
     def reader(self, stage: str, name: str = DEFAULT_CACHE_NAME,
                expect: CacheSpec | None = None) -> CacheReader:
-        """Open a cache of this WORKDIR, refusing one made for another manifest."""
+        """Open a cache of this WORKDIR, refusing one made for another manifest; only the
+        shards made for this WORKDIR's shard plan are read."""
         reader = CacheReader(self.cache_dir(stage, name).path, expect=expect,
-                             expect_stage=stage)
+                             expect_stage=stage, plan=self.plan)
         if reader.spec.manifest_digest != self.info.manifest_digest:
             raise DataError(
                 f"the {stage} cache {name!r} was made for another manifest "

@@ -3,10 +3,10 @@
 The shard is the unit of work and of atomicity. A stage supplies a :class:`ShardTask`
 that fills a :class:`~data_manifest.store.ShardWriter` for one shard's samples (adding
 values, or recording a failure with its reason); the runner skips shards that are already
-published with the same fingerprint and built from the current upstream shards (see the
-tokens in :mod:`data_manifest.store`), runs the rest in worker processes that stop with it
-(:mod:`pipeline.workers`; each worker writes its own shards), shows progress, and collects
-the failures into a ledger.
+published with the same fingerprint, for the WORKDIR's shard plan, and built from the
+current upstream shards and input files (see :mod:`data_manifest.store.cachedir`), runs
+the rest in worker processes that stop with it (:mod:`pipeline.workers`; each worker
+writes its own shards), shows progress, and collects the failures into a ledger.
 
 Several processes may write one cache together (``torchrun`` ranks, Slurm array tasks;
 see :mod:`pipeline.stages.distributed`): each takes its part of the shards and holds the
@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from data_manifest.errors import DataError, StaleCacheError
 from data_manifest.sample import Sample
-from data_manifest.store import (CacheDir, CacheSpec, ShardWriter, read_shard_header,
-                                 write_text_atomic)
+from data_manifest.store import (CacheDir, CacheSpec, ShardWriter, input_stats,
+                                 read_shard_header, write_text_atomic)
 from data_manifest.workdir import Workdir
 from pipeline.cache_lock import CacheBusyError, CacheLock, ledger_lock
 from pipeline.stages.distributed import ProcessGroup, current_process_group
@@ -48,6 +48,10 @@ class ShardTask:
     Per-sample problems should be caught and recorded with ``writer.fail``.
     """
 
+    #: the Sample fields naming the input files the stage reads (e.g. ``("skeleton",)``):
+    #: their size and mtime are recorded with the shard, and a change makes it outdated
+    inputs: tuple[str, ...] = ()
+
     def run_shard(self, shard_index: int, samples: Sequence[Sample],
                   writer: ShardWriter) -> None:
         raise NotImplementedError
@@ -61,7 +65,7 @@ class PerSampleTask(ShardTask):
     #: the run. Subclasses whose libraries raise other types for bad input extend this.
     expected_errors: tuple[type[BaseException], ...] = (DataError, OSError, ValueError)
 
-    def setup(self, shard_index: int) -> None:
+    def setup(self, shard_index: int, samples: Sequence[Sample]) -> None:
         """Open per-shard resources (readers of upstream caches, ...)."""
 
     def teardown(self) -> None:
@@ -71,7 +75,7 @@ class PerSampleTask(ShardTask):
         raise NotImplementedError
 
     def run_shard(self, shard_index, samples, writer):
-        self.setup(shard_index)
+        self.setup(shard_index, samples)
         try:
             for sample in samples:
                 try:
@@ -117,8 +121,11 @@ def _write_shard(task: ShardTask, cache_path: str, spec: CacheSpec, shard_index:
                  samples: Sequence[Sample], compression: str | None,
                  upstream_tokens: dict[str, str]) -> tuple[int, int]:
     cache = CacheDir(cache_path)
+    inputs = input_stats(path for sample in samples for name in task.inputs
+                         if (path := getattr(sample, name)))
     writer = ShardWriter(cache.shard_path(shard_index), spec, shard_index, compression,
-                         upstream_tokens=upstream_tokens)
+                         upstream_tokens=upstream_tokens,
+                         planned_ids=[sample.id for sample in samples], inputs=inputs)
     task.run_shard(shard_index, samples, writer)
     writer.commit()
     return shard_index, writer.num_written
@@ -188,8 +195,9 @@ def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name:
               group: ProcessGroup | None = None) -> StageResult:
     """Build (or finish building) the cache ``spec`` describes, shard by shard.
 
-    A shard is redone when it is missing or damaged, was made with other settings, or was
-    built from upstream shards that have been rewritten since (their tokens differ).
+    A shard is redone when it is missing or damaged, was made with other settings or for
+    another shard plan, or was built from upstream shards rewritten since (their tokens
+    differ) or from input files changed since (size or mtime).
     ``overwrite`` deletes a cache made with other settings; ``rebuild`` deletes the cache
     whatever its settings and builds it from scratch. Either is refused while another
     process writes the cache. ``group`` (default: from the environment, see

@@ -1,4 +1,5 @@
-"""What every stage cache of a WORKDIR holds: shards done, samples, failures, settings."""
+"""What a WORKDIR holds: its split counts, and per stage cache the shards done, samples,
+failures, shards to redo (and why) and settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from data_manifest.schemas import STAGE_ORDER
+from data_manifest.store import INPUTS_CHANGED, OTHER_PLAN, UPSTREAM_REWRITTEN
 from data_manifest.workdir import Workdir
 
 
@@ -23,7 +25,11 @@ class CacheStatus:
     samples: int
     failures: int
     damaged_shards: int   # shard files that cannot be read; a run of the stage rewrites them
-    outdated_shards: int = 0   # built from upstream shards rewritten since; redone by a run
+    # shards a run of the stage redoes: built from upstream shards rewritten since, from
+    # input files changed since, or made for another shard plan
+    outdated_shards: int = 0
+    changed_input_shards: int = 0
+    other_plan_shards: int = 0
 
     def line(self) -> str:
         state = "complete" if self.shards_done == self.shards_total else "incomplete"
@@ -32,6 +38,12 @@ class CacheStatus:
         if self.outdated_shards:
             text += (f"{self.outdated_shards} shard(s) built from since-rewritten upstream "
                      "shards, ")
+        if self.changed_input_shards:
+            text += (f"{self.changed_input_shards} shard(s) whose input files changed since "
+                     "(re-run the stage to redo them), ")
+        if self.other_plan_shards:
+            text += (f"{self.other_plan_shards} shard(s) made for another shard plan (the "
+                     "manifest was rebuilt with another shard size; re-run the stage), ")
         if self.damaged_shards:
             text += (f"{self.damaged_shards} damaged shard(s) (re-run the stage to rewrite "
                      "them), ")
@@ -58,13 +70,13 @@ class StageStatus:
 def cache_status(workdir: Workdir, stage: str, name: str) -> CacheStatus:
     cache = workdir.cache_dir(stage, name)
     spec = cache.spec()
-    shards = range(workdir.num_shards)
-    made = cache.finished_shards(spec) & set(shards)
-    done = cache.finished_shards(
-        spec, upstream_tokens_by_shard=workdir.upstream_tokens(spec, shards)) & made
-    return CacheStatus(stage, name, cache.path, spec.fingerprint, spec.params, len(done),
-                       workdir.num_shards, cache.sample_count(spec), len(cache.failures(spec)),
-                       len(cache.damaged_shards()), len(made - done))
+    states = list(cache.shard_states(
+        spec, workdir.upstream_tokens(spec, range(workdir.num_shards))).values())
+    return CacheStatus(stage, name, cache.path, spec.fingerprint, spec.params,
+                       states.count(None), workdir.num_shards, cache.sample_count(spec),
+                       len(cache.failures(spec)), len(cache.damaged_shards()),
+                       states.count(UPSTREAM_REWRITTEN), states.count(INPUTS_CHANGED),
+                       states.count(OTHER_PLAN))
 
 
 def workdir_status(path) -> tuple[Workdir, list[StageStatus]]:

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from data_manifest.schemas import STITCH
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.manifest_builder import build_manifest
 
@@ -66,7 +65,7 @@ def write_stitch_cache(workdir: Workdir, images: Mapping[str, bytes | str] | Non
     cache = workdir.cache_dir(STITCH, name)
     cache.prepare(spec)
     for index in (range(workdir.num_shards) if shards is None else shards):
-        with ShardWriter(cache.shard_path(index), spec, index) as writer:
+        with cache.shard_writer(spec, index) as writer:
             for sample in workdir.shard_samples(index):
                 value = images.get(sample.id)
                 if isinstance(value, str):

@@ -16,7 +16,6 @@ import numpy as np
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.schemas import FRAMES, SKELETONS
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import Workdir, WorkdirInfo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +123,7 @@ def write_skeleton_cache(workdir: Workdir, values: dict[str, dict], *,
     cache.prepare(spec)
     failures = failures or {}
     for index in range(workdir.num_shards):
-        with ShardWriter(cache.shard_path(index), spec, index) as writer:
+        with cache.shard_writer(spec, index) as writer:
             for sample in workdir.shard_samples(index):
                 if sample.id in values:
                     writer.add(sample.id, values[sample.id])
@@ -143,7 +142,7 @@ def write_frames_cache(workdir: Workdir, crops: dict[str, Sequence[bytes]], *,
     cache = workdir.cache_dir(FRAMES, name)
     cache.prepare(spec)
     for index in range(workdir.num_shards):
-        with ShardWriter(cache.shard_path(index), spec, index) as writer:
+        with cache.shard_writer(spec, index) as writer:
             for sample in workdir.shard_samples(index):
                 if sample.id not in crops:
                     writer.fail(sample.id, "video not found")

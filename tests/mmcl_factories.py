@@ -14,7 +14,6 @@ from torch import nn
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import MANIFEST_FILE, Workdir, WorkdirInfo
 
 NW_UCLA_CODES = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)
@@ -53,7 +52,7 @@ def write_cache(workdir: Workdir, stage: str, name: str, params: Mapping[str, An
     cache.prepare(spec, overwrite=True)
     position = 0
     for shard in range(workdir.num_shards):
-        with ShardWriter(cache.shard_path(shard), spec, shard) as writer:
+        with cache.shard_writer(spec, shard) as writer:
             for sample in workdir.shard_samples(shard):
                 if sample.id in fail:
                     writer.fail(sample.id, fail[sample.id])

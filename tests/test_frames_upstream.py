@@ -60,11 +60,12 @@ def test_an_upstream_shard_rebuilt_meanwhile_is_refused(workdir):
                                                                            np.uint8), 90)]},
                                      num_frames=1)
     path = str(workdir.cache_dir(FRAMES).path)
-    with open_upstream_shard(path, FRAMES, 1, fingerprint, "stitch") as reader:
+    planned = [s.id for s in workdir.shard_samples(1)]
+    with open_upstream_shard(path, FRAMES, 1, planned, fingerprint, "stitch") as reader:
         assert reader.shard_indices == [1] and "s2" in reader
         assert failure_reasons(reader) == {"s3": "video not found"}
     with pytest.raises(MissingCacheError, match="changed while extract-frames was running"):
-        open_upstream_shard(path, FRAMES, 1, "f" * 16, "extract-frames")
+        open_upstream_shard(path, FRAMES, 1, planned, "f" * 16, "extract-frames")
 
 
 def test_decode_jpeg_turns_every_bad_buffer_into_a_data_error():

@@ -100,7 +100,7 @@ class Doubled(PerSampleTask):
     def __init__(self, upstream_path):
         self.upstream_path = upstream_path
 
-    def setup(self, shard_index):
+    def setup(self, shard_index, samples):
         self.reader = CacheReader(self.upstream_path, shards=[shard_index])
 
     def teardown(self):

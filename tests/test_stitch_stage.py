@@ -206,12 +206,12 @@ def test_a_frames_cache_rebuilt_while_stitching_is_refused(tmp_path):
     path = str(workdir.cache_dir(FRAMES).path)
     task = StitchTask({"canvas": [20, 20], "fit": "stretch", "jpeg_quality": 90}, path,
                       fingerprint)
-    task.setup(0)
+    task.setup(0, workdir.shard_samples(0))
     assert "a" in task._frames
     task.teardown()
     stale = StitchTask(task.params, path, "0" * len(fingerprint))
     with pytest.raises(MissingCacheError, match="frames cache at .* changed while stitch"):
-        stale.setup(0)
+        stale.setup(0, workdir.shard_samples(0))
 
 
 def _wide_frame(width=320, height=180):

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import data_manifest.store as store
+import data_manifest.store.cachedir as cachedir_module
+import data_manifest.store.files as files_module
 from data_manifest.errors import DataError
 from data_manifest.store import CacheDir, CacheReader, CacheSpec, ShardWriter, read_shard_header
 
@@ -104,7 +106,7 @@ def test_temporary_files_of_other_machines_and_live_writers_are_kept(tmp_path):
 
 
 def test_host_names_with_dashes_parse(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "host_name", lambda: "node-7.cluster")
+    monkeypatch.setattr(cachedir_module, "host_name", lambda: "node-7.cluster")
     cache = CacheDir(tmp_path / "c")
     cache.prepare(_spec())
     mine = cache.path / f".shard-00000.h5.tmp-node-7.cluster-{DEAD_PID}"
@@ -129,8 +131,8 @@ def test_commit_writes_a_host_named_temporary_and_syncs_file_and_directory(tmp_p
         replaced.append((os.path.basename(src), os.path.basename(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(store.os, "fsync", fsync)
-    monkeypatch.setattr(store.os, "replace", replace)
+    monkeypatch.setattr(files_module.os, "fsync", fsync)
+    monkeypatch.setattr(files_module.os, "replace", replace)
     cache.prepare(spec)
     _write(cache, spec, 0)
     prefix = f".shard-00000.h5.tmp-{store.host_name()}-{os.getpid()}"

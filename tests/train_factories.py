@@ -15,7 +15,6 @@ from data_manifest.classes import NW_UCLA_ACTION_CODES
 from data_manifest.layouts import LAYOUTS
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
-from data_manifest.store import ShardWriter
 from data_manifest.workdir import Workdir, WorkdirInfo
 from train.config import TrainConfig, model_layout, resolve_config
 
@@ -108,7 +107,7 @@ def make_workdir(root: Path, *, dataset: str = "nw-ucla", num_classes: int = 3,
     for shard in range(workdir.num_shards):
         if shard in skip_shards:
             continue
-        with ShardWriter(cache.shard_path(shard), spec, shard) as writer:
+        with cache.shard_writer(spec, shard) as writer:
             for sample in workdir.shard_samples(shard):
                 if sample.id in failed:
                     writer.fail(sample.id, "synthetic failure")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from data_manifest.workdir import DEFAULT_CACHE_NAME
-from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
+from data_manifest.schemas import FRAMES
+from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
+from pipeline.cli.options import (cache_name_option, report_and_exit, stage_options,
+                                  user_errors_exit)
 from pipeline.cli.sizes import SIZE
 from pipeline.stages.extract_frames import (CROP_MODES, SAMPLINGS,
                                            extract_frames as run_extract_frames,
@@ -35,9 +37,9 @@ from pipeline.video.methods import METHODS
 @click.option("--color-size", type=SIZE, default=None,
               help="Size of the image the skeleton's colour coordinates refer to, if the "
                    "videos were resized (NTU: 1920x1080).  [default: the video's size]")
-@click.option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
               help="Name of the skeleton cache to crop from.")
-@click.option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
               help="Name of the frames cache to build (keep several side by side).")
 @click.option("--method", type=click.Choice(METHODS), default="auto",
               help="How chosen frames are reached: index (PyAV: decode from the key frame "
@@ -65,7 +67,7 @@ def extract_frames(workdir, num_frames, sampling, crop, margin, max_side, jpeg_q
         skeleton_cache=skeleton_cache, cache_name=cache_name, method=method,
         decode_threads=decode_threads, jobs=jobs, overwrite=overwrite,
         retry_failures=retry_failures, rebuild=rebuild, progress=not no_progress)
-    noted = samples_with_notes(result.cache_path)
+    noted = samples_with_notes(Workdir(workdir).cache_dir(FRAMES, cache_name))
     if noted:
         first = next(iter(noted))
         click.echo(f"{len(noted)} sample(s) took a documented fallback (e.g. {first}: "

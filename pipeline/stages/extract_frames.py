@@ -30,15 +30,14 @@ resizing or encoding: recorded with the video's name, so a re-run does not stop 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-import h5py
 import numpy as np
 
 from data_manifest.errors import DataError
 from data_manifest.sample import Sample
 from data_manifest.schemas import FRAMES, SKELETONS
-from data_manifest.store import CacheDir, CacheReader, read_shard_header
+from data_manifest.store import CacheDir, CacheReader, open_shard_file
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.crop import CropChoice, SkeletonBoxes, full_frame
 from pipeline.images import IMAGE_ERRORS, describe_image_error, encode_jpeg, fit_within
@@ -84,6 +83,7 @@ def frames_params(*, num_frames: int, crop: str, margin: float, max_side: int | 
 
 class ExtractFramesTask(PerSampleTask):
     expected_errors = (DataError,)
+    inputs = ("video",)
 
     def __init__(self, params: dict[str, Any], skeleton_cache: str | None,
                  skeleton_fingerprint: str | None, method: str, decode_threads: int | None):
@@ -95,10 +95,11 @@ class ExtractFramesTask(PerSampleTask):
         self._skeletons: CacheReader | None = None
         self._skeleton_failures: dict[str, str] = {}
 
-    def setup(self, shard_index: int) -> None:
+    def setup(self, shard_index: int, samples: Sequence[Sample]) -> None:
         if self.skeleton_cache is None:
             return
         self._skeletons = open_upstream_shard(self.skeleton_cache, SKELETONS, shard_index,
+                                              [sample.id for sample in samples],
                                               self.skeleton_fingerprint, "extract-frames")
         self._skeleton_failures = failure_reasons(self._skeletons)
 
@@ -212,16 +213,14 @@ class ExtractFramesTask(PerSampleTask):
         return boxes
 
 
-def samples_with_notes(cache_path) -> dict[str, str]:
+def samples_with_notes(cache: CacheDir) -> dict[str, str]:
     """sample id -> notes, for the samples of a frames cache that took a fallback."""
-    cache = CacheDir(cache_path)
-    fingerprint = cache.spec().fingerprint
     noted = {}
-    for path in cache.shard_files().values():
-        header = read_shard_header(path)
-        if header["fingerprint"] != fingerprint or not header["sample_ids"]:
+    for index, header in cache.headers().items():
+        if not header["sample_ids"]:
             continue
-        with h5py.File(path, "r") as handle:   # one read per shard (layout: see store.py)
+        # one read per shard (layout: see data_manifest.store.writer)
+        with open_shard_file(cache.shard_path(index)) as handle:
             texts = handle["notes/data"][()]
         for sample_id, text in zip(header["sample_ids"], texts):
             text = text.decode("utf-8") if isinstance(text, bytes) else str(text)

@@ -41,6 +41,7 @@ class ExtractSkeletons(PerSampleTask):
     """Reads one sample's skeleton file; bad or unusable files become recorded failures."""
 
     expected_errors = (DataError, OSError, ValueError)
+    inputs = ("skeleton",)
 
     def __init__(self, reading: SkeletonReading):
         self.reading = reading

@@ -64,16 +64,17 @@ class ImageBatchTask(ShardTask):
                 self._model = self.load_model()
         return self._model
 
-    def open_stitch_shard(self, shard_index: int) -> CacheReader:
+    def open_stitch_shard(self, shard_index: int, samples: Sequence[Sample]) -> CacheReader:
         """The stitch cache's shard ``shard_index``, refused if the stitch cache is no
-        longer the one the spec was made from."""
+        longer the one the spec was made from, or not made for ``samples``."""
         cache = Workdir(self.workdir).cache_dir(STITCH, self.plan.stitch_name)
         return open_upstream_shard(str(cache.path), STITCH, shard_index,
+                                   [sample.id for sample in samples],
                                    self.plan.stitch_spec.fingerprint, self.plan.spec.stage)
 
     def run_shard(self, shard_index: int, samples: Sequence[Sample],
                   writer: ShardWriter) -> None:
-        with self.open_stitch_shard(shard_index) as reader:
+        with self.open_stitch_shard(shard_index, samples) as reader:
             images, failures = load_temporal_images(reader, samples)
         for sample_id, reason in failures:
             writer.fail(sample_id, reason)

@@ -172,8 +172,9 @@ class StitchTask(PerSampleTask):
         self._frames: CacheReader | None = None
         self._frame_failures: dict[str, str] = {}
 
-    def setup(self, shard_index: int) -> None:
+    def setup(self, shard_index: int, samples: Sequence[Sample]) -> None:
         self._frames = open_upstream_shard(self.frames_cache, FRAMES, shard_index,
+                                           [sample.id for sample in samples],
                                            self.frames_fingerprint, "stitch")
         self._frame_failures = failure_reasons(self._frames)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from data_manifest.errors import MissingCacheError
-from data_manifest.store import CacheReader
+from data_manifest.store import CacheReader, ShardPlan
 from data_manifest.workdir import Workdir
 
 
@@ -34,21 +34,31 @@ def open_upstream(workdir: Workdir, stage: str, name: str, shards: Iterable[int]
     unfinished = sorted(wanted - set(reader.shard_indices))
     if unfinished:
         reader.close()
+        other_plan = len(set(unfinished) & set(reader.other_plan))
+        why = (f", {other_plan} of them made for another shard plan (the manifest was "
+               "rebuilt with another shard size)" if other_plan else "")
         raise MissingCacheError(
             f"the {stage} cache {name!r} is unfinished: it has not finished shard(s) "
-            f"{shard_list(unfinished)} ({len(unfinished)} of {len(wanted)}); {hint}")
+            f"{shard_list(unfinished)} ({len(unfinished)} of {len(wanted)}{why}); {hint}")
     return reader
 
 
-def open_upstream_shard(path: str, stage: str, shard_index: int, fingerprint: str,
-                        running: str) -> CacheReader:
+def open_upstream_shard(path: str, stage: str, shard_index: int, sample_ids: Sequence[str],
+                        fingerprint: str, running: str) -> CacheReader:
     """Shard ``shard_index`` of the upstream cache at ``path``, as the stage ``running``
-    found it when it started: a cache rebuilt meanwhile (other fingerprint) is refused."""
-    reader = CacheReader(path, expect_stage=stage, shards=[shard_index])
+    found it when it started: a cache rebuilt meanwhile (other fingerprint) is refused, and
+    so is a shard that was not made for ``sample_ids`` (the samples the plan gives it)."""
+    plan = ShardPlan({shard_index: sample_ids})
+    reader = CacheReader(path, expect_stage=stage, shards=[shard_index], plan=plan)
     if reader.spec.fingerprint != fingerprint:
         reader.close()
         raise MissingCacheError(f"the {stage} cache at {path} changed while {running} was "
                                 "running; run it again")
+    if reader.other_plan:
+        reader.close()
+        raise MissingCacheError(f"shard {shard_index} of the {stage} cache at {path} was made "
+                                "for another shard plan (the manifest was rebuilt with another "
+                                f"shard size); run the {stage} stage again, then {running}")
     return reader
 
 

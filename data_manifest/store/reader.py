@@ -1,0 +1,234 @@
+"""Reading samples by id across the shards of one cache.
+
+The reader indexes ids when it opens: for each shard, the ids it stores and the token of
+that write. Files are opened lazily, per process, through the process's handle pool
+(:mod:`.handles`), and every time a file is opened its token is compared with the indexed
+one: a shard republished since (``--retry-failures``, a resumed run) is indexed again
+before anything is read from it, and one rewritten with other settings or for another
+shard plan is refused. An index position is never applied to another write of a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import h5py
+import numpy as np
+
+from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+from data_manifest.store.cachedir import CacheDir
+from data_manifest.store.handles import HandlePool, OpenShard, shared_pool
+from data_manifest.store.header import damaged, header_from_attrs, read_shard_header
+from data_manifest.store.plan import ShardPlan
+from data_manifest.store.spec import CacheSpec, describe_difference
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ShardIndex:
+    path: Path
+    ids: list[str]
+    failures: list[dict[str, str]]
+    token: str | None
+    plan: str | None          # plan digest a rewrite of the shard must carry (None: any)
+
+
+class CacheReader:
+    """Reads samples by id across the shards of one cache.
+
+    ``expect`` guards against stale caches: a cache whose spec differs from the expected
+    one is refused with the differences listed. ``shards``: index only these shard files
+    (a stage working on shard k of its own cache reads shard k upstream). ``plan``: only
+    shards made for this shard plan are part of the cache (the others are listed in
+    ``other_plan``). The reader can be handed to DataLoader workers: each process opens
+    its own files, within its own budget (``pool``, default the process's shared pool).
+    """
+
+    def __init__(self, path: str | os.PathLike, expect: CacheSpec | None = None,
+                 expect_stage: str | None = None, shards: Iterable[int] | None = None,
+                 plan: ShardPlan | None = None, pool: HandlePool | None = None):
+        self.cache = CacheDir(path)
+        if not self.cache.exists():
+            raise MissingCacheError(f"no cache at {self.cache.path}"
+                                    + (f": run the {expect_stage or expect.stage} stage first"
+                                       if (expect_stage or expect) else ""))
+        self.spec = self.cache.spec()
+        if expect_stage is not None and self.spec.stage != expect_stage:
+            raise StaleCacheError(f"{self.cache.path} is a {self.spec.stage} cache, "
+                                  f"not {expect_stage}")
+        if expect is not None and expect.fingerprint != self.spec.fingerprint:
+            raise StaleCacheError(
+                f"the {self.spec.stage} cache at {self.cache.path} was made with other "
+                f"settings ({describe_difference(self.spec, expect)}); rebuild it or point "
+                "to the matching cache")
+        self._pool = pool
+        self._shards: dict[int, _ShardIndex] = {}
+        self._where: dict[str, tuple[int, int]] = {}
+        self._offsets: dict[tuple[int, str], np.ndarray] = {}
+        self.other_plan: list[int] = []   # shards with the right settings, another plan
+        wanted = None if shards is None else set(shards)
+        for index, path_ in self.cache.shard_files().items():
+            if wanted is not None and index not in wanted:
+                continue
+            header = read_shard_header(path_)
+            if header["fingerprint"] != self.spec.fingerprint:
+                continue   # left over from other settings; not part of this cache
+            if plan is not None and not plan.matches(index, header):
+                self.other_plan.append(index)
+                continue
+            self._index(index, path_, header, None if plan is None else plan.digest(index))
+
+    def _index(self, index: int, path: Path, header: dict[str, Any], plan: str | None) -> None:
+        self._shards[index] = _ShardIndex(path, header["sample_ids"], header["failures"],
+                                          header["token"], plan)
+        for position, sample_id in enumerate(header["sample_ids"]):
+            self._where[sample_id] = (index, position)
+
+    @property
+    def pool(self) -> HandlePool:
+        return self._pool if self._pool is not None else shared_pool()
+
+    # -- index
+    @property
+    def ids(self) -> list[str]:
+        return list(self._where)
+
+    @property
+    def failures(self) -> list[dict[str, str]]:
+        return [f for shard in self._shards.values() for f in shard.failures]
+
+    @property
+    def shard_indices(self) -> list[int]:
+        return sorted(self._shards)
+
+    def __contains__(self, sample_id: str) -> bool:
+        return sample_id in self._where
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def missing(self, sample_ids: Iterable[str]) -> list[str]:
+        return [sample_id for sample_id in sample_ids if sample_id not in self._where]
+
+    # -- opening, bound to the indexed write
+    def _reindex(self, index: int, handle: h5py.File) -> None:
+        """Index shard ``index`` again from its new write, open in ``handle``."""
+        entry = self._shards[index]
+        where = f"shard {index} of the {self.spec.stage} cache at {self.cache.path}"
+        try:
+            header = header_from_attrs(dict(handle.attrs))
+        except (KeyError, ValueError, TypeError) as error:
+            raise damaged(entry.path, error) from error
+        if header["fingerprint"] != self.spec.fingerprint:
+            raise StaleCacheError(f"{where} was rewritten with other settings after this "
+                                  "reader opened the cache (rebuilt meanwhile); open it again")
+        if entry.plan is not None and header["plan"] != entry.plan:
+            raise StaleCacheError(f"{where} was rewritten for another shard plan after this "
+                                  "reader opened the cache (the manifest was rebuilt); open "
+                                  "it again")
+        for sample_id in entry.ids:
+            if self._where.get(sample_id, (None,))[0] == index:
+                del self._where[sample_id]
+        self._offsets = {key: value for key, value in self._offsets.items()
+                         if key[0] != index}
+        self._index(index, entry.path, header, entry.plan)
+        log.info("%s was republished since it was indexed: indexed again", where)
+
+    def _open(self, entry: _ShardIndex, fresh: bool = False) -> OpenShard:
+        try:
+            return self.pool.acquire(entry.path, fresh=fresh)
+        except FileNotFoundError:
+            raise StaleCacheError(f"shard file {entry.path} was deleted after this reader "
+                                  "opened the cache (rebuilt meanwhile?); open it again") from None
+        except OSError as error:
+            raise DataError(f"cannot open the shard file ({error})",
+                            path=str(entry.path)) from error
+
+    def _acquire(self, index: int) -> OpenShard:
+        entry = self._shards[index]
+        opened = self._open(entry)
+        if opened.token != entry.token:
+            # the pool's handle may predate a republication this reader indexed: reopen
+            self.pool.release(opened)
+            opened = self._open(entry, fresh=True)
+        if opened.token != entry.token:
+            try:
+                self._reindex(index, opened.handle)
+            except BaseException:
+                self.pool.release(opened)
+                raise
+        return opened
+
+    # -- data
+    def fields(self) -> list[str]:
+        if not self._shards:
+            return []
+        opened = self._acquire(next(iter(self._shards)))
+        try:
+            return list(opened.handle.keys())
+        finally:
+            self.pool.release(opened)
+
+    def get(self, sample_id: str, fields: Iterable[str] | None = None) -> dict[str, Any]:
+        if sample_id not in self._where:
+            raise KeyError(f"sample {sample_id} is not in the {self.spec.stage} cache at "
+                           f"{self.cache.path}")
+        opened = self._acquire(self._where[sample_id][0])
+        try:
+            if sample_id not in self._where:   # its shard was republished without it
+                raise KeyError(f"sample {sample_id} is no longer in the {self.spec.stage} "
+                               f"cache at {self.cache.path}: its shard was rewritten since "
+                               "the cache was opened")
+            shard, position = self._where[sample_id]
+            return self._read(opened.handle, shard, position, fields)
+        finally:
+            self.pool.release(opened)
+
+    def _read(self, handle: h5py.File, shard: int, position: int,
+              fields: Iterable[str] | None) -> dict[str, Any]:
+        names = list(fields) if fields is not None else list(handle.keys())
+        values = {}
+        for name in names:
+            group = handle[name]
+            key = (shard, name)
+            offsets = self._offsets.get(key)
+            if offsets is None:
+                offsets = group["offsets"][()]
+                self._offsets[key] = offsets
+            start, stop = int(offsets[position]), int(offsets[position + 1])
+            kind = group.attrs["kind"]
+            if kind in ("str", "str_list"):
+                texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t)
+                         for t in group["data"][start:stop]]
+                values[name] = texts[0] if kind == "str" else texts
+            elif kind == "scalar":
+                values[name] = group["data"][start]
+            elif kind == "bytes":
+                values[name] = group["data"][start:stop].tobytes()
+            else:
+                values[name] = group["data"][start:stop]
+        return values
+
+    def close(self) -> None:
+        """Close this reader's files in this process (the index stays usable)."""
+        self.pool.close(entry.path for entry in self._shards.values())
+        self._offsets.clear()
+
+    def __enter__(self) -> "CacheReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_offsets"], state["_pool"] = {}, None   # a pool never leaves its process
+        return state

@@ -1,0 +1,230 @@
+"""Readers that cannot misread (issue 9, item 3), a bounded number of open files (item 4)
+and reading without HDF5 file locks (item 6)."""
+
+import fcntl
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from data_manifest.errors import StaleCacheError
+from data_manifest.store import CacheDir, CacheReader, CacheSpec, HandlePool, ShardWriter
+from data_manifest.store.handles import LIMIT_ENV, default_limit
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _spec(**params):
+    return CacheSpec(stage="skeletons", params={"v": 1, **params}, manifest_digest="abc")
+
+
+def _write(cache, spec, index, samples, failures=()):
+    with ShardWriter(cache.shard_path(index), spec, index) as writer:
+        for sample_id, value in samples.items():
+            writer.add(sample_id, {"x": np.asarray(value, dtype=np.float64)})
+        for sample_id in failures:
+            writer.fail(sample_id, "bad file")
+
+
+@pytest.fixture
+def cache(tmp_path):
+    cache = CacheDir(tmp_path / "cache" / "skeletons" / "c")
+    cache.prepare(_spec())
+    return cache
+
+
+# ------------------------------------------------------------------ item 3: tokens
+
+
+def test_issue_repro_a_shard_republished_after_indexing_is_indexed_again(cache):
+    _write(cache, _spec(), 0, {"a": [1.0], "b": [2.0, 2.0]})
+    reader = CacheReader(cache.path)                 # indexes: a at 0, b at 1
+    _write(cache, _spec(), 0, {"b": [3.0, 3.0], "a": [4.0]})   # republished, other order
+    assert reader.get("b")["x"].tolist() == [3.0, 3.0]          # never a's arrays
+    assert reader.get("a")["x"].tolist() == [4.0]
+
+
+def test_an_open_shard_keeps_serving_its_write_until_reopened(cache):
+    _write(cache, _spec(), 0, {"a": [1.0], "b": [2.0]})
+    reader = CacheReader(cache.path)
+    assert reader.get("a")["x"].tolist() == [1.0]   # the file is open now
+    _write(cache, _spec(), 0, {"b": [5.0], "a": [6.0]})
+    assert reader.get("b")["x"].tolist() == [2.0]   # the open file is the indexed write
+    reader.close()
+    assert reader.get("b")["x"].tolist() == [5.0]   # reopened: the new write, indexed again
+
+
+def test_a_reader_opened_after_a_republication_never_reads_the_older_write(cache):
+    """Readers of one process share open files: an older reader's handle on the replaced
+    file must not serve a newer reader."""
+    _write(cache, _spec(), 0, {"a": [1.0]})
+    older = CacheReader(cache.path)
+    assert older.get("a")["x"].tolist() == [1.0]    # leaves the old file open in the pool
+    _write(cache, _spec(), 0, {"a": [2.0]})
+    newer = CacheReader(cache.path)
+    assert newer.get("a")["x"].tolist() == [2.0]
+    assert older.get("a")["x"].tolist() == [2.0]    # the older one is indexed again
+
+
+def test_a_sample_dropped_by_the_republished_shard_is_a_clear_key_error(cache):
+    _write(cache, _spec(), 0, {"a": [1.0], "b": [2.0]})
+    reader = CacheReader(cache.path)
+    _write(cache, _spec(), 0, {"b": [2.5]}, failures=["a"])
+    with pytest.raises(KeyError, match="a is no longer in the skeletons cache"):
+        reader.get("a")
+    assert reader.failures == [{"id": "a", "reason": "bad file"}]
+    assert reader.get("b")["x"].tolist() == [2.5]
+
+
+def test_a_shard_rewritten_with_other_settings_or_deleted_is_refused(cache):
+    _write(cache, _spec(), 0, {"a": [1.0]})
+    _write(cache, _spec(), 1, {"b": [2.0]})
+    reader = CacheReader(cache.path)
+    _write(cache, _spec(v=2), 0, {"a": [9.0]})
+    with pytest.raises(StaleCacheError, match="shard 0 .* rewritten with other settings"):
+        reader.get("a")
+    cache.shard_path(1).unlink()
+    with pytest.raises(StaleCacheError, match="shard-00001.h5 was deleted"):
+        reader.get("b")
+
+
+def test_a_shard_rewritten_for_another_plan_is_refused(tmp_path):
+    from data_manifest.store import ShardPlan
+    cache = CacheDir(tmp_path / "c")
+    spec = _spec()
+    cache.prepare(spec)
+    plan = ShardPlan({0: ["a", "b"]})
+    with ShardWriter(cache.shard_path(0), spec, 0, planned_ids=["a", "b"]) as writer:
+        writer.add("a", {"x": [1.0]})
+        writer.add("b", {"x": [2.0]})
+    reader = CacheReader(cache.path, plan=plan)
+    with ShardWriter(cache.shard_path(0), spec, 0, planned_ids=["a"]) as writer:
+        writer.add("a", {"x": [3.0]})
+    with pytest.raises(StaleCacheError, match="rewritten for another shard plan"):
+        reader.get("a")
+
+
+# ------------------------------------------------------------------ item 4: open files
+
+
+def _many_shards(cache, count, per_shard=2):
+    spec = _spec()
+    for index in range(count):
+        _write(cache, spec, index, {f"s{index}-{k}": [index, k] for k in range(per_shard)})
+    return [f"s{index}-{k}" for index in range(count) for k in range(per_shard)]
+
+
+def _open_files(under):
+    """Paths of the HDF5 files open in this process under the folder ``under``."""
+    return sorted(path for path in (f.name.decode() for f in
+                                    h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE))
+                  if path.startswith(str(under)))
+
+
+def test_a_reader_touching_many_shards_never_holds_more_than_the_bound(cache):
+    ids = _many_shards(cache, 20)
+    pool = HandlePool(limit=4)
+    reader = CacheReader(cache.path, pool=pool)
+    most = 0
+    for sample_id in np.random.default_rng(0).permutation(ids * 2):
+        index, k = map(int, sample_id[1:].split("-"))
+        assert reader.get(sample_id)["x"].tolist() == [index, k]
+        most = max(most, len(_open_files(cache.path)))
+    assert pool.peak == 4 and most == 4 and len(pool) == 4
+    reader.close()
+    assert len(pool) == 0 and _open_files(cache.path) == []
+
+
+def test_readers_of_one_process_share_one_budget(tmp_path):
+    first, second = (CacheDir(tmp_path / name) for name in ("a", "b"))
+    pool = HandlePool(limit=3)
+    readers = []
+    for cache in (first, second):
+        cache.prepare(_spec())
+        ids = _many_shards(cache, 5)
+        readers.append((CacheReader(cache.path, pool=pool), ids))
+    (reader_a, ids_a), (reader_b, ids_b) = readers
+    for a, b in zip(ids_a, ids_b):
+        reader_a.get(a)
+        reader_b.get(b)
+    assert pool.peak == 3 and len(_open_files(tmp_path)) == 3
+
+
+def test_the_least_recently_used_file_is_closed_first(cache):
+    _many_shards(cache, 3, per_shard=1)
+    pool = HandlePool(limit=2)
+    reader = CacheReader(cache.path, pool=pool)
+    for sample_id in ("s0-0", "s1-0", "s0-0", "s2-0"):
+        reader.get(sample_id)
+    assert [os.path.basename(path) for path in _open_files(cache.path)] == [
+        "shard-00000.h5", "shard-00002.h5"]
+    reader.close()
+
+
+def test_a_file_in_use_is_not_closed_under_its_user(cache):
+    _many_shards(cache, 2, per_shard=1)
+    pool = HandlePool(limit=1)
+    held = pool.acquire(cache.shard_path(0))
+    with pool.lease(cache.shard_path(1)) as other:   # over the limit while 0 is in use
+        assert held.handle.id.valid and other.handle.id.valid
+    pool.close([cache.shard_path(0)])
+    assert held.handle.id.valid                       # closed only when released
+    pool.release(held)
+    assert not held.handle.id.valid
+
+
+def test_the_default_bound_follows_the_open_file_limit_and_the_environment(monkeypatch):
+    monkeypatch.delenv(LIMIT_ENV, raising=False)
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = 128 if soft == resource.RLIM_INFINITY else max(4, min(128, soft // 8))
+    assert default_limit() == expected
+    monkeypatch.setenv(LIMIT_ENV, "7")
+    assert default_limit() == 7 and HandlePool().limit == 7
+    monkeypatch.setenv(LIMIT_ENV, "0")
+    with pytest.raises(ValueError, match=f"{LIMIT_ENV}='0' must be a positive integer"):
+        default_limit()
+
+
+def test_reading_200_shards_under_ulimit_n_64(tmp_path):
+    script = textwrap.dedent(f"""
+        import resource, sys
+        import numpy as np
+        from data_manifest.store import CacheDir, CacheReader, CacheSpec, ShardWriter, shared_pool
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        spec = CacheSpec("skeletons", {{"v": 1}}, "abc")
+        cache = CacheDir({str(tmp_path / "c")!r})
+        cache.prepare(spec)
+        for index in range(200):
+            with ShardWriter(cache.shard_path(index), spec, index) as writer:
+                writer.add(f"s{{index}}", {{"x": np.full(3, index)}})
+        reader = CacheReader(cache.path)
+        for index in np.random.default_rng(0).permutation(200):
+            assert reader.get(f"s{{index}}")["x"].tolist() == [index] * 3
+        print(shared_pool().limit, shared_pool().peak)
+    """)
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop(LIMIT_ENV, None)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["8", "8"]
+
+
+# ------------------------------------------------------------------ item 6: no file locks
+
+
+def test_published_shards_are_read_while_another_process_holds_a_lock_on_them(cache):
+    """HDF5's own locking fails on many NFS/Lustre mounts; a held lock stands in for it."""
+    _write(cache, _spec(), 0, {"a": [1.0]})
+    with open(cache.shard_path(0), "rb") as locked:
+        fcntl.flock(locked.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        reader = CacheReader(cache.path)                # reads every header
+        assert reader.get("a")["x"].tolist() == [1.0]
+        assert cache.finished_shards() == {0}
+        reader.close()
