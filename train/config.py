@@ -31,6 +31,7 @@ import yaml
 
 from data_manifest.formats.reading import CHANNELS
 from data_manifest.layouts import Layout, LayoutError, layout_spec, load_layout
+from data_manifest.store import check_cache_name
 from train.errors import ConfigError
 from train.models.registry import MODEL_NAMES
 from train.presets import PRESETS
@@ -250,6 +251,7 @@ def validate(config: TrainConfig) -> None:
     _choice("data.channels", d.channels, (*CHANNELS, AUTO))
     _choice("run.mixed_precision", r.mixed_precision, MIXED_PRECISION)
     parse_log_with(r.log_with)
+    check_cache_names({"data.skeleton_cache": d.skeleton_cache})
     layout = None if m.layout == AUTO else model_layout(config)
     for where, interval in (("data.p_interval_train", d.p_interval_train),
                             ("data.p_interval_test", d.p_interval_test)):
@@ -325,6 +327,17 @@ def unresolved(config: TrainConfig) -> list[str]:
                                    ("model.num_classes", m.num_classes),
                                    ("model.num_persons", m.num_persons),
                                    ("model.in_channels", m.in_channels)) if value == AUTO]
+
+
+def check_cache_names(names: Mapping[str, str | None]) -> None:
+    """Each setting -> cache name (unless None) must be a plain name, never a path (see
+    :func:`data_manifest.store.check_cache_name`)."""
+    for where, name in names.items():
+        if name is not None:
+            try:
+                check_cache_name(name, where)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
 
 
 def _choice(where: str, value: str, choices: Iterable[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.model_commands import model_errors_exit, model_stage_options
-from pipeline.cli.options import report_and_exit, user_errors_exit
+from pipeline.cli.options import cache_name_option, report_and_exit, user_errors_exit
 from pipeline.models.devices import DTYPE_CHOICES
 from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache_llm_features
 
@@ -39,10 +39,10 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
 @click.option("--revision",
               help="Hub branch, tag or commit to pin.  [default: the repository's default "
                    "branch]")
-@click.option("--cache-name",
+@cache_name_option("--cache-name",
               help="Name of the output cache.  [default: derived from the model and the "
                    "questions, e.g. blip-vqa-base-1a2b3c4d]")
-@click.option("--stitch-name", default="default", help="Which stitch cache to read.")
+@cache_name_option("--stitch-name", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow a model that needs Python code from its own repository. Only for "
                    "repositories you trust.")

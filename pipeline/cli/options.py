@@ -9,6 +9,7 @@ import sys
 import click
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+from data_manifest.store import check_cache_name
 from pipeline.cache_lock import CacheBusyError
 
 USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError,
@@ -17,6 +18,20 @@ USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNo
 
 JOBS_OPTION = click.option("-j", "--jobs", default=1, type=click.IntRange(1),
                            help="Worker processes; each writes its own shards.")
+
+
+def _plain_cache_name(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return check_cache_name(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
+
+
+def cache_name_option(*declarations, **options):
+    """A ``click.option`` holding a cache name: refused unless it is a plain name."""
+    return click.option(*declarations, callback=_plain_cache_name, **options)
 
 
 def stage_options(function, jobs_option=JOBS_OPTION):

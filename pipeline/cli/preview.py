@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from data_manifest.workdir import DEFAULT_CACHE_NAME
-from pipeline.cli.options import user_errors_exit
+from pipeline.cli.options import cache_name_option, user_errors_exit
 from pipeline.cli.sizes import SIZE
 from pipeline.stages.preview import write_preview
 from pipeline.stages.stitch import FITS
@@ -20,10 +20,10 @@ from pipeline.stages.stitch import FITS
               help="Image size.  [default: the stitch cache's, else 480x480]")
 @click.option("--fit", type=click.Choice(FITS), default=None,
               help="Tile fit.  [default: the stitch cache's, else stretch]")
-@click.option("--frames-cache", default=DEFAULT_CACHE_NAME, help="Frames cache to show.")
-@click.option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--frames-cache", default=DEFAULT_CACHE_NAME, help="Frames cache to show.")
+@cache_name_option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
               help="Skeleton cache whose joints are drawn.")
-@click.option("--stitch-cache", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--stitch-cache", default=DEFAULT_CACHE_NAME,
               help="Stitch cache whose layout is used, if it exists.")
 @user_errors_exit
 def preview(workdir, sample_id, output, canvas, fit, frames_cache, skeleton_cache,

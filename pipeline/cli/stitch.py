@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from data_manifest.workdir import DEFAULT_CACHE_NAME
-from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
+from pipeline.cli.options import (cache_name_option, report_and_exit, stage_options,
+                                  user_errors_exit)
 from pipeline.cli.sizes import SIZE
 from pipeline.stages.stitch import DEFAULT_CANVAS, FITS, WHOLE_FRAME_FITS
 from pipeline.stages.stitch import stitch as run_stitch
@@ -28,9 +29,9 @@ from pipeline.stages.stitch import stitch as run_stitch
                    "people slivers).")
 @click.option("--jpeg-quality", default=90, type=click.IntRange(1, 100),
               help="JPEG quality of the stored image.")
-@click.option("--frames-cache", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--frames-cache", default=DEFAULT_CACHE_NAME,
               help="Name of the frames cache to stitch.")
-@click.option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
+@cache_name_option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
               help="Name of the stitch cache to build (keep several layouts side by side).")
 @stage_options
 @user_errors_exit

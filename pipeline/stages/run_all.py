@@ -40,6 +40,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from data_manifest.schemas import FRAMES, LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
+from data_manifest.store import check_cache_name
 from data_manifest.workdir import Workdir
 from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
@@ -57,6 +58,8 @@ MODEL_STAGES = (RGB_FEATURES, LLM_FEATURES)
 COMMON_KEYS = ("jobs", "overwrite", "retry_failures", "progress")
 TOP_KEYS = ("from", "to", "skip_failures", POSES, *COMMON_KEYS)
 _NOT_CONFIGURABLE = ("workdir", "shard_indices", "rank", "world_size")
+#: stage options that name a cache: plain names only, checked before any stage runs
+CACHE_NAME_OPTIONS = ("cache_name", "skeleton_cache", "frames_cache", "stitch_name")
 
 
 class StageFailedError(Exception):
@@ -162,6 +165,9 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
             if unknown:
                 raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)} for stage "
                                  f"{stage}; it takes: {', '.join(sorted(allowed))}")
+            for option in CACHE_NAME_OPTIONS:
+                if value.get(option) is not None:
+                    check_cache_name(value[option], f"{source}: {stage}.{option}")
             config.stages.setdefault(stage, {}).update(
                 {k: _normalise(stage, k, v) for k, v in value.items()})
             config.poses = config.poses or stage == POSES

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
-from train.config import TrainConfig
+from train.config import TrainConfig, check_cache_names
 from train.errors import CheckpointError, ConfigError, TrainError
 from train.mmcl.contrastive import DEFAULT_TAU
 from train.mmcl.fam import FeatureAlignment
@@ -94,6 +94,8 @@ class MMCLSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(f"{name} must be a positive integer, not {value!r}")
+        check_cache_names({f"objective.options.{name}": getattr(self, name)
+                           for name in ("rgb_cache", "llm_cache", "image_cache")})
         if self.llm_level not in ("pooled", "token"):
             fail(f"llm_level must be 'pooled' or 'token', not {self.llm_level!r}")
         if self.frm_token_pooling not in TOKEN_POOLINGS:
