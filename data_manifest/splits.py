@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from data_manifest.sample import Sample
 
@@ -65,3 +65,36 @@ def _lookup(protocol: str, dataset: str) -> Callable[[Sample], str]:
         raise ValueError(f"split protocol {protocol!r} is for {'/'.join(datasets)} data, "
                          f"not {dataset!r}")
     return assign
+
+
+def protocols_for(dataset: str) -> list[str]:
+    """The split protocols that apply to ``dataset``'s samples."""
+    return [name for name, (datasets, _) in PROTOCOLS.items() if dataset in datasets]
+
+
+def split_counts(samples: Iterable[Sample], protocol: str) -> dict[str, int]:
+    """Samples per part of ``protocol``: ``train`` and ``test``, plus ``none`` for CSV
+    samples without a split value."""
+    counts = {"train": 0, "test": 0}
+    for sample in samples:
+        part = ("none" if sample.dataset == "csv" and sample.split is None
+                else split_of(sample, protocol))
+        counts[part] = counts.get(part, 0) + 1
+    return counts
+
+
+def describe_splits(samples: Sequence[Sample]) -> list[str]:
+    """One line per protocol that applies, e.g. ``ntu120-xsub: 63,026 train / 50,919 test``
+    (CSV data without a split column has none)."""
+    if not samples:
+        return []
+    lines = []
+    for protocol in protocols_for(samples[0].dataset):
+        counts = split_counts(samples, protocol)
+        if counts["train"] + counts["test"] == 0:
+            continue
+        line = f"{protocol}: {counts['train']:,} train / {counts['test']:,} test"
+        if counts.get("none"):
+            line += f", {counts['none']:,} without a split value"
+        lines.append(line)
+    return lines

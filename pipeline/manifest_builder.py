@@ -16,6 +16,7 @@ from data_manifest.datasets.nw_ucla import nw_ucla_label, parse_nw_ucla_name
 from data_manifest.errors import DataError
 from data_manifest.manifest import manifest_digest, write_manifest
 from data_manifest.sample import Sample
+from data_manifest.splits import describe_splits
 from data_manifest.store import publish, write_text_atomic
 from data_manifest.workdir import (DEFAULT_SHARD_SIZE, MANIFEST_FILE, ORPHANS_FILE,
                                    WORKDIR_FILE, Workdir, WorkdirInfo)
@@ -35,6 +36,7 @@ class ManifestReport:
     ignored: int = 0
     unchanged: bool = False
     settings: WorkdirSettings = field(default_factory=WorkdirSettings)
+    splits: list[str] = field(default_factory=list)   # train/test counts per protocol
 
     def summary(self) -> str:
         text = f"{self.num_samples} samples in {self.workdir / 'manifest.jsonl'}"
@@ -52,7 +54,7 @@ class ManifestReport:
                 text += f", mapped from {self.settings.joint_map.source.name}"
         if self.settings.class_names:
             text += f"\nclass names: {len(self.settings.class_names)}"
-        return text
+        return "\n".join([text, *self.splits])
 
 
 def _video_stem(path: Path) -> str:
@@ -229,7 +231,7 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
         if old.manifest_digest == digest and old.shard_size == shard_size and not changed:
             tmp_manifest.unlink()
             return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True,
-                                  settings=settings)
+                                  settings=settings, splits=describe_splits(samples))
         # the manifest on disk already being the new one means an earlier run was stopped
         # between writing it and WORKDIR_FILE: no cache was built for it, so just finish
         finishing = old.manifest_digest != digest and manifest_path.is_file() \
@@ -250,4 +252,5 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
         num_samples=len(samples), shard_size=shard_size,
         layout=settings.layout.name if settings.layout else None,
         channels=settings.channels, max_persons=settings.max_persons))
-    return ManifestReport(workdir, len(samples), orphans, ignored, settings=settings)
+    return ManifestReport(workdir, len(samples), orphans, ignored, settings=settings,
+                          splits=describe_splits(samples))

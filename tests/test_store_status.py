@@ -44,11 +44,12 @@ def test_status_lists_every_stage_with_counts_and_damaged_shards(tmp_path):
     result = CliRunner().invoke(cli, ["status", str(tmp_path), "--params"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[1] == ("skeletons/default: 2/4 shards (incomplete), 5 samples, 1 failed, "
+    assert lines[1] == "  split csv: 10 train / 0 test"
+    assert lines[2] == ("skeletons/default: 2/4 shards (incomplete), 5 samples, 1 failed, "
                         f"1 damaged shard(s) (re-run the stage to rewrite them), "
                         f"fingerprint {spec.fingerprint}")
-    assert lines[2] == '    {"p": 1}'
-    assert lines[3:] == [f"{stage}: not started (0/4 shards)"
+    assert lines[3] == '    {"p": 1}'
+    assert lines[4:] == [f"{stage}: not started (0/4 shards)"
                          for stage in (FRAMES, STITCH, RGB_FEATURES, LLM_FEATURES)]
 
 

@@ -16,8 +16,13 @@ COMMANDS = {
         "Build WORKDIR/manifest.jsonl for DATASET from the files under ROOT."),
     "status": (
         "pipeline.cli.status:status",
-        "Show every stage of WORKDIR: per cache, shards done/total, samples, failures, "
-        "damaged shards and fingerprint; stages without a cache show as not started."),
+        "Show WORKDIR's train/test counts per split protocol, then every stage: per cache, "
+        "shards done/total, samples, failures, shards to redo and why, damaged shards and "
+        "fingerprint; stages without a cache show as not started."),
+    "split": (
+        "pipeline.cli.split:split",
+        "Print the sample ids of one part of a split protocol, one per line, in manifest "
+        "order."),
     "cache-llm-features": (
         "pipeline.cli.cache_llm_features:cache_llm_features_command",
         "Ask a vision-language model about each temporal image; cache answers and "
