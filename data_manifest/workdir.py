@@ -35,7 +35,8 @@ from data_manifest.layouts import LAYOUTS, JointMapping, Layout, load_joint_map,
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
 from data_manifest.store import (CACHE_ROOT, CacheDir, CacheReader, CacheSpec, ShardPlan,
-                                 check_cache_name, read_shard_token, write_text_atomic)
+                                 check_cache_name, is_plain_name, read_shard_token,
+                                 write_text_atomic)
 
 WORKDIR_FILE = "workdir.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -168,10 +169,12 @@ class Workdir:
         return CacheDir(self.path / CACHE_ROOT / stage / name, plan=lambda: self.plan)
 
     def cache_names(self, stage: str) -> list[str]:
+        """The caches of ``stage`` (folders with a plain name holding a spec file)."""
         root = self.path / CACHE_ROOT / stage
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if CacheDir(p).exists())
+        return sorted(p.name for p in root.iterdir()
+                      if is_plain_name(p.name) and CacheDir(p).exists())
 
     def spec(self, stage: str, params: dict[str, Any],
              upstream: dict[str, str] | None = None) -> CacheSpec:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from data_manifest.schemas import STAGE_ORDER
-from data_manifest.store import INPUTS_CHANGED, OTHER_PLAN, UPSTREAM_REWRITTEN
+from data_manifest.store import INPUTS_CHANGED, OTHER_PLAN, UPSTREAM_REWRITTEN, is_plain_name
 from data_manifest.workdir import Workdir
 
 
@@ -83,7 +83,8 @@ def workdir_status(path) -> tuple[Workdir, list[StageStatus]]:
     """Every stage after the manifest, in pipeline order, then any other caches found."""
     workdir = Workdir(path)
     cache_root = workdir.path / "cache"
-    found = sorted(p.name for p in cache_root.iterdir()) if cache_root.is_dir() else []
+    found = (sorted(p.name for p in cache_root.iterdir() if is_plain_name(p.name))
+             if cache_root.is_dir() else [])
     stages = [s for s in STAGE_ORDER if s != "manifest"]
     stages += [s for s in found if s not in stages]
     return workdir, [

@@ -104,6 +104,16 @@ def test_workdir_refuses_a_path_for_a_cache_name(workdir):
         workdir.cache_dir("..", "x")
 
 
+def test_folders_without_a_plain_name_are_not_listed_as_caches(workdir):
+    odd = workdir.path / "cache" / "frames" / "my copy"
+    odd.mkdir()
+    (odd / "spec.json").write_text("{}")
+    (workdir.path / "cache" / "odd stage").mkdir()
+    assert workdir.cache_names("frames") == ["default"]
+    result = CliRunner().invoke(cli, ["status", str(workdir.path)])
+    assert result.exit_code == 0 and "odd stage" not in result.output, result.output
+
+
 def test_remove_deletes_only_cache_folders(tmp_path, workdir):
     real = workdir.cache_dir("frames")
     assert real.exists()

@@ -48,14 +48,13 @@ def test_issue_repro_a_shard_republished_after_indexing_is_indexed_again(cache):
     assert reader.get("a")["x"].tolist() == [4.0]
 
 
-def test_an_open_shard_keeps_serving_its_write_until_reopened(cache):
+def test_a_shard_republished_after_it_was_read_is_read_again_from_its_new_write(cache):
     _write(cache, _spec(), 0, {"a": [1.0], "b": [2.0]})
     reader = CacheReader(cache.path)
-    assert reader.get("a")["x"].tolist() == [1.0]   # the file is open now
+    assert reader.get("a")["x"].tolist() == [1.0]   # layout read, HDF5 handle in the pool
     _write(cache, _spec(), 0, {"b": [5.0], "a": [6.0]})
-    assert reader.get("b")["x"].tolist() == [2.0]   # the open file is the indexed write
-    reader.close()
-    assert reader.get("b")["x"].tolist() == [5.0]   # reopened: the new write, indexed again
+    assert reader.get("b")["x"].tolist() == [5.0]   # another file: indexed again
+    assert reader.get("a")["x"].tolist() == [6.0]
 
 
 def test_a_reader_opened_after_a_republication_never_reads_the_older_write(cache):
@@ -157,12 +156,32 @@ def test_readers_of_one_process_share_one_budget(tmp_path):
 def test_the_least_recently_used_file_is_closed_first(cache):
     _many_shards(cache, 3, per_shard=1)
     pool = HandlePool(limit=2)
-    reader = CacheReader(cache.path, pool=pool)
-    for sample_id in ("s0-0", "s1-0", "s0-0", "s2-0"):
-        reader.get(sample_id)
+    for index in (0, 1, 0, 2):
+        with pool.lease(cache.shard_path(index)):
+            pass
     assert [os.path.basename(path) for path in _open_files(cache.path)] == [
         "shard-00000.h5", "shard-00002.h5"]
-    reader.close()
+    pool.close(cache.shard_files().values())
+
+
+def test_numeric_fields_are_read_without_an_hdf5_handle_once_a_shard_is_known(cache):
+    spec = _spec()
+    with ShardWriter(cache.shard_path(0), spec, 0) as writer:
+        writer.add("a", {"x": np.arange(6.0).reshape(2, 3), "n": 4, "blob": b"\x00\x01",
+                         "note": "hello", "half": np.ones((1, 2), np.float16)})
+    pool = HandlePool(limit=4)
+    reader = CacheReader(cache.path, pool=pool)
+    reader.get("a")
+    pool.close([cache.shard_path(0)])
+    numeric = reader.get("a", ["x", "n", "blob", "half"])
+    assert len(pool) == 0 and _open_files(cache.path) == []
+    assert numeric["x"].tolist() == [[0, 1, 2], [3, 4, 5]] and numeric["x"].flags.writeable
+    assert int(numeric["n"]) == 4 and numeric["blob"] == b"\x00\x01"
+    assert numeric["half"].dtype == np.float16
+    assert reader.get("a", ["note"]) == {"note": "hello"}   # strings: through HDF5
+    assert len(pool) == 1
+    with pytest.raises(KeyError, match=r"no field\(s\) \['y'\]"):
+        reader.get("a", ["y"])
 
 
 def test_a_file_in_use_is_not_closed_under_its_user(cache):

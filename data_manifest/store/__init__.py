@@ -18,7 +18,8 @@ from data_manifest.store.cachedir import CACHE_ROOT, CacheDir
 from data_manifest.store.files import host_name, publish, temporary_path, write_text_atomic
 from data_manifest.store.handles import LIMIT_ENV, HandlePool, shared_pool
 from data_manifest.store.header import open_shard_file, read_shard_header, read_shard_token
-from data_manifest.store.names import SPEC_FILE, check_cache_name, shard_file_name
+from data_manifest.store.names import (SPEC_FILE, check_cache_name, is_plain_name,
+                                       shard_file_name)
 from data_manifest.store.plan import OTHER_PLAN, ShardPlan, plan_digest
 from data_manifest.store.reader import CacheReader
 from data_manifest.store.sources import INPUTS_CHANGED, UPSTREAM_REWRITTEN, input_stats
@@ -30,7 +31,7 @@ __all__ = [
     "CACHE_ROOT", "CacheDir", "CacheReader", "CacheSpec", "HandlePool", "INPUTS_CHANGED",
     "LIMIT_ENV", "OTHER_PLAN", "SCHEMA_VERSION", "SPEC_FILE", "ShardPlan", "ShardWriter",
     "UPSTREAM_REWRITTEN", "check_cache_name", "describe_difference", "fingerprint_of",
-    "host_name", "input_stats", "open_shard_file", "plan_digest", "publish",
+    "host_name", "input_stats", "is_plain_name", "open_shard_file", "plan_digest", "publish",
     "read_shard_header", "read_shard_token", "shard_file_name", "shared_pool",
     "temporary_path", "write_text_atomic",
 ]

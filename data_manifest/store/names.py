@@ -15,6 +15,10 @@ TMP_MARK = ".tmp-"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
+def is_plain_name(name: object) -> bool:
+    return isinstance(name, str) and _PLAIN_NAME.fullmatch(name) is not None
+
+
 def check_cache_name(name: object, what: str = "cache name") -> str:
     """``name`` if it is a plain token that can name a folder of ``WORKDIR/cache/<stage>/``.
 
@@ -22,7 +26,7 @@ def check_cache_name(name: object, what: str = "cache name") -> str:
     ``--rebuild`` deletes, so it must never be a path, empty, or '.'/'..'. Raises
     ValueError naming ``what`` otherwise.
     """
-    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+    if not is_plain_name(name):
         raise ValueError(
             f"{what} {name!r} is not a plain name: use 1 to 128 letters, digits, '.', '_' "
             "or '-', starting with a letter, digit or '_' (it names a folder under "

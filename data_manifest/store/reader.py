@@ -1,11 +1,13 @@
 """Reading samples by id across the shards of one cache.
 
 The reader indexes ids when it opens: for each shard, the ids it stores and the token of
-that write. Files are opened lazily, per process, through the process's handle pool
-(:mod:`.handles`), and every time a file is opened its token is compared with the indexed
-one: a shard republished since (``--retry-failures``, a resumed run) is indexed again
-before anything is read from it, and one rewritten with other settings or for another
-shard plan is refused. An index position is never applied to another write of a shard.
+that write. The first read of a shard in a process opens it through HDF5 (via the
+process's handle pool, :mod:`.handles`), compares its token with the indexed one and
+reads its layout (:mod:`.layout`); later reads of numeric fields are one ``pread`` on a
+plain descriptor, used only if it is the file the layout was read from. A shard
+republished since it was indexed (``--retry-failures``, a resumed run) is indexed again
+before anything is read from it; one rewritten with other settings or for another shard
+plan is refused. An index position is never applied to another write of a shard.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import h5py
-import numpy as np
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
 from data_manifest.store.cachedir import CacheDir
 from data_manifest.store.handles import HandlePool, OpenShard, shared_pool
 from data_manifest.store.header import damaged, header_from_attrs, read_shard_header
+from data_manifest.store.layout import FileIdentity, ShardLayout, read_rows, stored_value
 from data_manifest.store.plan import ShardPlan
 from data_manifest.store.spec import CacheSpec, describe_difference
 
 log = logging.getLogger(__name__)
+_ATTEMPTS = 3     # reads of a shard replaced under them before giving up
 
 
 @dataclass
@@ -69,7 +72,7 @@ class CacheReader:
         self._pool = pool
         self._shards: dict[int, _ShardIndex] = {}
         self._where: dict[str, tuple[int, int]] = {}
-        self._offsets: dict[tuple[int, str], np.ndarray] = {}
+        self._layouts: dict[int, ShardLayout] = {}   # read in this process, by shard
         self.other_plan: list[int] = []   # shards with the right settings, another plan
         wanted = None if shards is None else set(shards)
         for index, path_ in self.cache.shard_files().items():
@@ -137,90 +140,117 @@ class CacheReader:
         for sample_id in entry.ids:
             if self._where.get(sample_id, (None,))[0] == index:
                 del self._where[sample_id]
-        self._offsets = {key: value for key, value in self._offsets.items()
-                         if key[0] != index}
+        self._layouts.pop(index, None)
         self._index(index, entry.path, header, entry.plan)
         log.info("%s was republished since it was indexed: indexed again", where)
 
-    def _open(self, entry: _ShardIndex, fresh: bool = False) -> OpenShard:
+    def _open(self, path: Path, fresh: bool = False) -> OpenShard:
         try:
-            return self.pool.acquire(entry.path, fresh=fresh)
+            return self.pool.acquire(path, fresh=fresh)
         except FileNotFoundError:
-            raise StaleCacheError(f"shard file {entry.path} was deleted after this reader "
-                                  "opened the cache (rebuilt meanwhile?); open it again") from None
+            raise self._deleted(path) from None
         except OSError as error:
-            raise DataError(f"cannot open the shard file ({error})",
-                            path=str(entry.path)) from error
+            raise DataError(f"cannot open the shard file ({error})", path=str(path)) from error
 
-    def _acquire(self, index: int) -> OpenShard:
+    def _deleted(self, path: Path) -> StaleCacheError:
+        return StaleCacheError(f"shard file {path} was deleted after this reader opened the "
+                               "cache (rebuilt meanwhile?); open it again")
+
+    def _layout(self, index: int, fresh: bool = False) -> ShardLayout:
+        """Shard ``index``'s layout, read (the first time, or ``fresh``) from the file as it
+        is now, checked against the indexed write (indexed again if republished)."""
+        layout = None if fresh else self._layouts.get(index)
+        if layout is not None:
+            return layout
         entry = self._shards[index]
-        opened = self._open(entry)
-        if opened.token != entry.token:
-            # the pool's handle may predate a republication this reader indexed: reopen
-            self.pool.release(opened)
-            opened = self._open(entry, fresh=True)
-        if opened.token != entry.token:
-            try:
-                self._reindex(index, opened.handle)
-            except BaseException:
+        opened = self._open(entry.path, fresh=fresh)
+        try:
+            if opened.token != entry.token and not fresh:
+                # the pool's handle may predate a republication this reader indexed
                 self.pool.release(opened)
-                raise
-        return opened
+                opened = self._open(entry.path, fresh=True)
+            if opened.token != entry.token:
+                self._reindex(index, opened.handle)
+            try:
+                layout = ShardLayout.of(opened.handle)
+            except (KeyError, ValueError, OSError) as error:
+                raise damaged(entry.path, error) from error
+        finally:
+            self.pool.release(opened)
+        self._layouts[index] = layout
+        return layout
 
     # -- data
     def fields(self) -> list[str]:
         if not self._shards:
             return []
-        opened = self._acquire(next(iter(self._shards)))
-        try:
-            return list(opened.handle.keys())
-        finally:
-            self.pool.release(opened)
+        return list(self._layout(next(iter(self._shards))).fields)
 
     def get(self, sample_id: str, fields: Iterable[str] | None = None) -> dict[str, Any]:
         if sample_id not in self._where:
             raise KeyError(f"sample {sample_id} is not in the {self.spec.stage} cache at "
                            f"{self.cache.path}")
-        opened = self._acquire(self._where[sample_id][0])
-        try:
+        fresh = False
+        for _ in range(_ATTEMPTS):
+            layout = self._layout(self._where[sample_id][0], fresh)
             if sample_id not in self._where:   # its shard was republished without it
                 raise KeyError(f"sample {sample_id} is no longer in the {self.spec.stage} "
                                f"cache at {self.cache.path}: its shard was rewritten since "
                                "the cache was opened")
-            shard, position = self._where[sample_id]
-            return self._read(opened.handle, shard, position, fields)
-        finally:
-            self.pool.release(opened)
+            index, position = self._where[sample_id]
+            values = self._read(index, layout, position, fields)
+            if values is not None:
+                return values
+            fresh = True    # the file was replaced since its layout was read
+        raise StaleCacheError(f"shard {index} of the {self.spec.stage} cache at "
+                              f"{self.cache.path} was rewritten {_ATTEMPTS} times while "
+                              "being read; is a stage writing it? Try again when it is done")
 
-    def _read(self, handle: h5py.File, shard: int, position: int,
-              fields: Iterable[str] | None) -> dict[str, Any]:
-        names = list(fields) if fields is not None else list(handle.keys())
+    def _read(self, index: int, layout: ShardLayout, position: int,
+              fields: Iterable[str] | None) -> dict[str, Any] | None:
+        """The values of sample ``position`` of shard ``index``, or None if the file is not
+        the one ``layout`` describes any more."""
+        path = self._shards[index].path
+        names = list(layout.fields) if fields is None else list(fields)
+        unknown = [name for name in names if name not in layout.fields]
+        if unknown:
+            raise KeyError(f"no field(s) {unknown} in the {self.spec.stage} cache at "
+                           f"{self.cache.path} (it has {sorted(layout.fields)})")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise self._deleted(path) from None
         values = {}
-        for name in names:
-            group = handle[name]
-            key = (shard, name)
-            offsets = self._offsets.get(key)
-            if offsets is None:
-                offsets = group["offsets"][()]
-                self._offsets[key] = offsets
-            start, stop = int(offsets[position]), int(offsets[position + 1])
-            kind = group.attrs["kind"]
-            if kind in ("str", "str_list"):
-                texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t)
-                         for t in group["data"][start:stop]]
-                values[name] = texts[0] if kind == "str" else texts
-            elif kind == "scalar":
-                values[name] = group["data"][start]
-            elif kind == "bytes":
-                values[name] = group["data"][start:stop].tobytes()
-            else:
-                values[name] = group["data"][start:stop]
-        return values
+        try:
+            if FileIdentity.of(os.fstat(fd)) != layout.identity:
+                return None
+            for name in names:
+                field = layout.fields[name]
+                start, stop = int(field.offsets[position]), int(field.offsets[position + 1])
+                if field.direct:
+                    values[name] = stored_value(field.kind, read_rows(fd, field, start, stop))
+        except OSError as error:
+            raise damaged(path, error) from error
+        finally:
+            os.close(fd)
+        hdf5_fields = [name for name in names if not layout.fields[name].direct]
+        if hdf5_fields:
+            opened = self._open(path)
+            try:
+                handle = opened.handle
+                if FileIdentity.of(os.fstat(handle.id.get_vfd_handle())) != layout.identity:
+                    return None
+                for name in hdf5_fields:
+                    field = layout.fields[name]
+                    start, stop = int(field.offsets[position]), int(field.offsets[position + 1])
+                    values[name] = stored_value(field.kind, handle[name]["data"][start:stop])
+            finally:
+                self.pool.release(opened)
+        return {name: values[name] for name in names}
 
     def close(self) -> None:
         """Close this reader's files in this process (the index stays usable)."""
         self.pool.close(entry.path for entry in self._shards.values())
-        self._offsets.clear()
 
     def __enter__(self) -> "CacheReader":
         return self
@@ -230,5 +260,5 @@ class CacheReader:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_offsets"], state["_pool"] = {}, None   # a pool never leaves its process
+        state["_layouts"], state["_pool"] = {}, None   # a pool never leaves its process
         return state
