@@ -242,7 +242,8 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                 f"other settings ({', '.join(changed)})"
             raise DataError(f"this WORKDIR already has {what}; its caches were built for "
                             "it. Pass --overwrite to replace it (existing caches will then be "
-                            "refused as stale)", path=str(workdir))
+                            "refused as stale; after a change of shard size alone, every "
+                            "shard is redone)", path=str(workdir))
     publish(tmp_manifest, manifest_path)
     write_text_atomic(workdir / ORPHANS_FILE,
                       "".join(json.dumps(orphan) + "\n" for orphan in orphans))
