@@ -40,8 +40,8 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
               help="Hub branch, tag or commit to pin.  [default: the repository's default "
                    "branch]")
 @cache_name_option("--cache-name",
-              help="Name of the output cache.  [default: derived from the model and the "
-                   "questions, e.g. blip-vqa-base-1a2b3c4d]")
+                   help="Name of the output cache.  [default: derived from the model and "
+                        "the questions, e.g. blip-vqa-base-1a2b3c4d]")
 @cache_name_option("--stitch-name", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow a model that needs Python code from its own repository. Only for "

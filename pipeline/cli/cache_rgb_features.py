@@ -32,8 +32,8 @@ from pipeline.stages.rgb_features import DEFAULT_ENCODER, cache_rgb_features
               help="Hub branch, tag or commit to pin.  [default: the repository's default "
                    "branch]")
 @cache_name_option("--cache-name",
-              help="Name of the output cache.  [default: derived from the encoder and the "
-                   "output, e.g. resnet-50-1a2b3c4d]")
+                   help="Name of the output cache.  [default: derived from the encoder and "
+                        "the output, e.g. resnet-50-1a2b3c4d]")
 @cache_name_option("--stitch-name", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow an encoder that needs Python code from its own repository.")

@@ -38,9 +38,9 @@ from pipeline.video.methods import METHODS
               help="Size of the image the skeleton's colour coordinates refer to, if the "
                    "videos were resized (NTU: 1920x1080).  [default: the video's size]")
 @cache_name_option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
-              help="Name of the skeleton cache to crop from.")
+                   help="Name of the skeleton cache to crop from.")
 @cache_name_option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
-              help="Name of the frames cache to build (keep several side by side).")
+                   help="Name of the frames cache to build (keep several side by side).")
 @click.option("--method", type=click.Choice(METHODS), default="auto",
               help="How chosen frames are reached: index (PyAV: decode from the key frame "
                    "before each), grab (OpenCV: decode forward), seek (OpenCV), or auto "

@@ -22,9 +22,9 @@ from pipeline.stages.stitch import FITS
               help="Tile fit.  [default: the stitch cache's, else stretch]")
 @cache_name_option("--frames-cache", default=DEFAULT_CACHE_NAME, help="Frames cache to show.")
 @cache_name_option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
-              help="Skeleton cache whose joints are drawn.")
+                   help="Skeleton cache whose joints are drawn.")
 @cache_name_option("--stitch-cache", default=DEFAULT_CACHE_NAME,
-              help="Stitch cache whose layout is used, if it exists.")
+                   help="Stitch cache whose layout is used, if it exists.")
 @user_errors_exit
 def preview(workdir, sample_id, output, canvas, fit, frames_cache, skeleton_cache,
             stitch_cache):

@@ -30,9 +30,10 @@ from pipeline.stages.stitch import stitch as run_stitch
 @click.option("--jpeg-quality", default=90, type=click.IntRange(1, 100),
               help="JPEG quality of the stored image.")
 @cache_name_option("--frames-cache", default=DEFAULT_CACHE_NAME,
-              help="Name of the frames cache to stitch.")
+                   help="Name of the frames cache to stitch.")
 @cache_name_option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
-              help="Name of the stitch cache to build (keep several layouts side by side).")
+                   help="Name of the stitch cache to build (keep several layouts side by "
+                        "side).")
 @stage_options
 @user_errors_exit
 def stitch(workdir, canvas, tile, fit, whole_frame_fit, jpeg_quality, frames_cache, cache_name, jobs,
