@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from data_manifest.compare import compare_caches  # noqa: E402
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH  # noqa: E402
-from data_manifest.store import read_shard_header  # noqa: E402
+from data_manifest.store import open_shard_file, read_shard_header  # noqa: E402
 from data_manifest.workdir import Workdir  # noqa: E402
 
 MAX_STARTS = 20          # per kill: runs that end before the kill point are started again
@@ -134,7 +134,7 @@ def corrupt_shards(cache: Path) -> int:
     for path in cache.glob("shard-*.h5"):
         try:
             read_shard_header(path)
-            with h5py.File(path, "r") as handle:
+            with open_shard_file(path) as handle:
                 handle.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset)
                                   else None)
         except Exception:   # any failure to read counts; the kind does not matter here
