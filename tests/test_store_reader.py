@@ -2,6 +2,7 @@
 and reading without HDF5 file locks (item 6)."""
 
 import fcntl
+import gc
 import os
 import subprocess
 import sys
@@ -135,6 +136,18 @@ def test_a_reader_touching_many_shards_never_holds_more_than_the_bound(cache):
         most = max(most, len(_open_files(cache.path)))
     assert pool.peak == 4 and most == 4 and len(pool) == 4
     reader.close()
+    assert len(pool) == 0 and _open_files(cache.path) == []
+
+
+def test_a_reader_that_is_gone_leaves_no_file_open(cache):
+    ids = _many_shards(cache, 3)
+    pool = HandlePool(limit=8)
+    reader = CacheReader(cache.path, pool=pool)
+    for sample_id in ids:
+        reader.get(sample_id)
+    assert len(pool) == 3
+    del reader
+    gc.collect()
     assert len(pool) == 0 and _open_files(cache.path) == []
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -73,6 +74,7 @@ class CacheReader:
         self._shards: dict[int, _ShardIndex] = {}
         self._where: dict[str, tuple[int, int]] = {}
         self._layouts: dict[int, ShardLayout] = {}   # read in this process, by shard
+        self._closer: weakref.finalize | None = None  # closes its files once it is gone
         self.other_plan: list[int] = []   # shards with the right settings, another plan
         wanted = None if shards is None else set(shards)
         for index, path_ in self.cache.shard_files().items():
@@ -163,6 +165,9 @@ class CacheReader:
         if layout is not None:
             return layout
         entry = self._shards[index]
+        if self._closer is None:
+            self._closer = weakref.finalize(self, self.pool.close,
+                                            [shard.path for shard in self._shards.values()])
         opened = self._open(entry.path, fresh=fresh)
         try:
             if opened.token != entry.token and not fresh:
@@ -260,5 +265,6 @@ class CacheReader:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_layouts"], state["_pool"] = {}, None   # a pool never leaves its process
+        # a pool and its closer never leave their process; layouts are read again there
+        state["_layouts"], state["_pool"], state["_closer"] = {}, None, None
         return state
