@@ -29,9 +29,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from data_manifest.cache_names import check_cache_name
 from data_manifest.formats.reading import CHANNELS
 from data_manifest.layouts import Layout, LayoutError, layout_spec, load_layout
-from data_manifest.store import check_cache_name
 from train.errors import ConfigError
 from train.models.registry import MODEL_NAMES
 from train.presets import PRESETS

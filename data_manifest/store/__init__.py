@@ -3,7 +3,7 @@
 One job per module:
 
 - :mod:`.spec`: what made a cache (``CacheSpec``) and its fingerprint;
-- :mod:`.names`: cache names (plain tokens, never paths), shard file names;
+- :mod:`.names`: shard file names (cache names: :mod:`data_manifest.cache_names`);
 - :mod:`.files`: durable file I/O (temporary siblings, fsync, atomic rename);
 - :mod:`.writer`: writing one shard file (``ShardWriter``; the on-disk layout);
 - :mod:`.header`: opening published shards (no HDF5 file locking) and parsing headers;
@@ -18,8 +18,8 @@ from data_manifest.store.cachedir import CACHE_ROOT, CacheDir
 from data_manifest.store.files import host_name, publish, temporary_path, write_text_atomic
 from data_manifest.store.handles import LIMIT_ENV, HandlePool, shared_pool
 from data_manifest.store.header import open_shard_file, read_shard_header, read_shard_token
-from data_manifest.store.names import (SPEC_FILE, check_cache_name, is_plain_name,
-                                       shard_file_name)
+from data_manifest.cache_names import check_cache_name, is_plain_name
+from data_manifest.store.names import SPEC_FILE, shard_file_name
 from data_manifest.store.plan import OTHER_PLAN, ShardPlan, plan_digest
 from data_manifest.store.reader import CacheReader
 from data_manifest.store.sources import INPUTS_CHANGED, UPSTREAM_REWRITTEN, input_stats

@@ -19,11 +19,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from data_manifest.cache_names import check_cache_name
 from data_manifest.errors import DamagedShardError, DataError, MissingCacheError, StaleCacheError
 from data_manifest.store.files import host_name, pid_alive, temporary_owner, write_text_atomic
 from data_manifest.store.header import read_shard_header
-from data_manifest.store.names import (SHARD_PREFIX, SPEC_FILE, TMP_MARK, check_cache_name,
-                                       shard_file_name, shard_index_of)
+from data_manifest.store.names import (SHARD_PREFIX, SPEC_FILE, TMP_MARK, shard_file_name,
+                                       shard_index_of)
 from data_manifest.store.plan import OTHER_PLAN, ShardPlan
 from data_manifest.store.sources import outdated_reason
 from data_manifest.store.spec import CacheSpec, describe_difference

@@ -9,7 +9,7 @@ import sys
 import click
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
-from data_manifest.store import check_cache_name
+from data_manifest.cache_names import check_cache_name
 from pipeline.cache_lock import CacheBusyError
 
 USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError,

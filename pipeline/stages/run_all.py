@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from data_manifest.schemas import FRAMES, LLM_FEATURES, RGB_FEATURES, SKELETONS, STITCH
-from data_manifest.store import check_cache_name
+from data_manifest.cache_names import check_cache_name
 from data_manifest.workdir import Workdir
 from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
