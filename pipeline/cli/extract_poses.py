@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from data_manifest.workdir import DEFAULT_CACHE_NAME
-from pipeline.cli.options import report_and_exit, stage_options, user_errors_exit
+from data_manifest.schemas import SKELETONS
+from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
+from pipeline.cli.options import (cache_name_option, report_and_exit, stage_options,
+                                  user_errors_exit)
 from pipeline.stages.extract_frames import samples_with_notes
 from pipeline.stages.extract_poses import extract_poses
 
@@ -24,9 +26,9 @@ from pipeline.stages.extract_poses import extract_poses
               help="Do not smooth the landmarks over time (MediaPipe smooths by default).")
 @click.option("--decode-threads", type=click.IntRange(1), default=None,
               help="FFmpeg decoding threads per worker.  [default: OpenCV's, one per CPU]")
-@click.option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
-              help="Name of the skeletons cache to build. A WORKDIR whose samples have "
-                   "skeleton files needs another name than the default (theirs).")
+@cache_name_option("--name", "cache_name", default=DEFAULT_CACHE_NAME,
+                   help="Name of the skeletons cache to build. A WORKDIR whose samples have "
+                        "skeleton files needs another name than the default (theirs).")
 @stage_options
 @user_errors_exit
 def extract_poses_command(workdir, stride, min_detection_confidence, min_tracking_confidence,
@@ -49,7 +51,7 @@ def extract_poses_command(workdir, stride, min_detection_confidence, min_trackin
                            cache_name=cache_name, jobs=jobs, overwrite=overwrite,
                            retry_failures=retry_failures, rebuild=rebuild,
                            progress=not no_progress)
-    noted = samples_with_notes(result.cache_path)
+    noted = samples_with_notes(Workdir(workdir).cache_dir(SKELETONS, cache_name))
     if noted:
         first = next(iter(noted))
         click.echo(f"{len(noted)} sample(s) have notes (e.g. {first}: {noted[first]})")

@@ -32,7 +32,7 @@ with a video) go into a cache of another name (``cache_name``).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -71,6 +71,7 @@ class ExtractPosesTask(PerSampleTask):
     worker, in ``setup``: the task itself is pickled to the workers without it)."""
 
     expected_errors = (DataError,)
+    inputs = ("video",)
 
     def __init__(self, settings: PoseSettings, stride: int, decode_threads: int | None):
         self.settings = settings
@@ -78,7 +79,7 @@ class ExtractPosesTask(PerSampleTask):
         self.decode_threads = decode_threads
         self._estimator: PoseEstimator | None = None
 
-    def setup(self, shard_index: int) -> None:
+    def setup(self, shard_index: int, samples: Sequence[Sample]) -> None:
         self._estimator = PoseEstimator(self.settings)
 
     def teardown(self) -> None:
