@@ -4,7 +4,7 @@
 
     WORKDIR/
       workdir.json        dataset, source root, manifest digest, shard size, layout name,
-                          channels and persons of own data (when given)
+                          channels and persons of own data (when given), default protocol
       manifest.jsonl      one sample per line; shard k = lines [k*S, (k+1)*S)
       orphans.jsonl       files that could not be paired when the manifest was built
       layout.yaml         the skeleton layout (a copy: the WORKDIR needs no other file)
@@ -58,6 +58,8 @@ class WorkdirInfo:
     layout: str | None = None      # name of the skeleton layout (layout.yaml holds it)
     channels: str | None = None    # own data: xyz, xy or xy-score; None: from the files
     max_persons: int | None = None  # own data: persons per sample; None: from the files
+    protocol: str | None = None    # the split protocol trained on by default (data.protocol
+                                   # auto); None: the dataset's first (pyskl: from --split)
     version: int = 1
 
 
@@ -84,6 +86,17 @@ class Workdir:
     @property
     def dataset(self) -> str:
         return self.info.dataset
+
+    @property
+    def default_protocol(self) -> str:
+        """The split protocol a config's ``data.protocol: auto`` means for this WORKDIR."""
+        if self.info.protocol:
+            return self.info.protocol
+        protocols = dataset_info(self.dataset).protocols
+        if not protocols:
+            raise DataError(f"{self.path} records no split protocol; rebuild its manifest "
+                            "(pipeline manifest ... --split NAME)")
+        return protocols[0]
 
     @cached_property
     def layout(self) -> Layout | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from data_manifest.splits import describe_splits
 from data_manifest.store import publish, write_text_atomic
 from data_manifest.workdir import (DEFAULT_SHARD_SIZE, MANIFEST_FILE, ORPHANS_FILE,
                                    WORKDIR_FILE, Workdir, WorkdirInfo)
+from pipeline.manifest_pyskl import PysklImport, prepare_pyskl
 from pipeline.workdir_settings import WorkdirSettings, recorded_settings, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class ManifestReport:
     unchanged: bool = False
     settings: WorkdirSettings = field(default_factory=WorkdirSettings)
     splits: list[str] = field(default_factory=list)   # train/test counts per protocol
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = f"{self.num_samples} samples in {self.workdir / 'manifest.jsonl'}"
@@ -54,7 +57,7 @@ class ManifestReport:
                 text += f", mapped from {self.settings.joint_map.source.name}"
         if self.settings.class_names:
             text += f"\nclass names: {len(self.settings.class_names)}"
-        return "\n".join([text, *self.splits])
+        return "\n".join([text, *self.splits, *self.notes])
 
 
 def _video_stem(path: Path) -> str:
@@ -187,10 +190,11 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                    from_layout: str | os.PathLike | None = None,
                    joint_map: str | os.PathLike | None = None,
                    classes: str | os.PathLike | None = None, label_base: int = 0,
-                   channels: str | None = None, max_persons: int | None = None
-                   ) -> ManifestReport:
+                   channels: str | None = None, max_persons: int | None = None,
+                   split: str | None = None, progress: bool = False) -> ManifestReport:
     """Write WORKDIR's manifest and settings (see :func:`resolve_settings` for the
-    layout, joint mapping, class names, channels and persons options)."""
+    layout, joint mapping, class names, channels and persons options; pyskl files:
+    :mod:`pipeline.manifest_pyskl`, ``split`` their default split)."""
     dataset_info(dataset)   # unknown dataset names fail here
     if require not in REQUIRE_CHOICES:
         raise ValueError(f"require must be one of {REQUIRE_CHOICES}, not {require!r}")
@@ -199,9 +203,22 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
     root, workdir = Path(root), Path(workdir)
     if not root.exists():
         raise DataError("does not exist", path=str(root))
-    if dataset == "csv":
-        if not root.is_file():
-            raise DataError("for csv data, ROOT is the CSV file", path=str(root))
+    if split is not None and dataset != "pyskl":
+        raise DataError(f"--split is for pyskl files; {dataset} data has its own protocols")
+    pyskl: PysklImport | None = None
+    if dataset in ("csv", "pyskl") and not root.is_file():
+        raise DataError(f"for {dataset} data, ROOT is the {dataset.upper()} file",
+                        path=str(root))
+    if dataset == "pyskl":
+        if video_root is not None:
+            raise DataError("--video-root: a pyskl file has no videos", path=str(root))
+        pyskl = prepare_pyskl(root, workdir, split=split, layout=layout,
+                              from_layout=from_layout, joint_map=joint_map, classes=classes,
+                              label_base=label_base, channels=channels,
+                              max_persons=max_persons, ignore=_read_ignore_list(ignore_list),
+                              progress=progress)
+        samples, orphans, ignored = pyskl.samples, [], pyskl.ignored
+    elif dataset == "csv":
         samples, orphans, ignored = _read_csv(root, label_base), [], 0
     else:
         if not root.is_dir():
@@ -210,9 +227,16 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                                           _read_ignore_list(ignore_list))
     if not samples:
         raise DataError(f"no {dataset} samples found", path=str(root))
-    settings = resolve_settings(dataset, samples, layout=layout, from_layout=from_layout,
-                                joint_map=joint_map, classes=classes, label_base=label_base,
-                                channels=channels, max_persons=max_persons)
+    settings = pyskl.settings if pyskl else resolve_settings(
+        dataset, samples, layout=layout, from_layout=from_layout, joint_map=joint_map,
+        classes=classes, label_base=label_base, channels=channels, max_persons=max_persons)
+    protocol = pyskl.protocol if pyskl else None
+    notes = pyskl.notes if pyskl else []
+    info = WorkdirInfo(dataset=dataset, source_root=str(root.resolve()), manifest_digest="",
+                       num_samples=len(samples), shard_size=shard_size,
+                       layout=settings.layout.name if settings.layout else None,
+                       channels=settings.channels, max_persons=settings.max_persons,
+                       protocol=protocol)
 
     existing = workdir / WORKDIR_FILE
     if existing.is_file():
@@ -230,8 +254,13 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
         changed = settings.differences(recorded_settings(old_workdir))
         if old.manifest_digest == digest and old.shard_size == shard_size and not changed:
             tmp_manifest.unlink()
+            if pyskl:
+                pyskl.write_arrays(workdir, only_missing=True, progress=progress)
+            if old.protocol != protocol:     # the default protocol alone: no cache uses it
+                Workdir.write_info(workdir, dataclasses.replace(info, manifest_digest=digest))
             return ManifestReport(workdir, len(samples), orphans, ignored, unchanged=True,
-                                  settings=settings, splits=describe_splits(samples))
+                                  settings=settings, splits=describe_splits(samples),
+                                  notes=notes)
         # the manifest on disk already being the new one means an earlier run was stopped
         # between writing it and WORKDIR_FILE: no cache was built for it, so just finish
         finishing = old.manifest_digest != digest and manifest_path.is_file() \
@@ -244,14 +273,12 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
                             "it. Pass --overwrite to replace it (existing caches will then be "
                             "refused as stale; after a change of shard size alone, every "
                             "shard is redone)", path=str(workdir))
+    if pyskl:
+        pyskl.write_arrays(workdir, progress=progress)
     publish(tmp_manifest, manifest_path)
     write_text_atomic(workdir / ORPHANS_FILE,
                       "".join(json.dumps(orphan) + "\n" for orphan in orphans))
     settings.write(workdir)
-    Workdir.write_info(workdir, WorkdirInfo(
-        dataset=dataset, source_root=str(root.resolve()), manifest_digest=digest,
-        num_samples=len(samples), shard_size=shard_size,
-        layout=settings.layout.name if settings.layout else None,
-        channels=settings.channels, max_persons=settings.max_persons))
+    Workdir.write_info(workdir, dataclasses.replace(info, manifest_digest=digest))
     return ManifestReport(workdir, len(samples), orphans, ignored, settings=settings,
-                          splits=describe_splits(samples))
+                          splits=describe_splits(samples), notes=notes)

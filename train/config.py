@@ -48,7 +48,9 @@ AUTO = "auto"     # a value taken from the data when the run starts
 class DataConfig:
     workdir: str | None = None            # WORKDIR with a skeleton cache (required to train)
     skeleton_cache: str = "default"       # name of the skeleton cache in the WORKDIR
-    protocol: str = "ntu60-xsub"          # split protocol (data_manifest.splits.PROTOCOLS)
+    protocol: str = "ntu60-xsub"          # split protocol (data_manifest.splits): ntu60-
+                                          # xsub, ..., csv, pyskl-<split>; auto: the
+                                          # WORKDIR's (pyskl: its manifest's --split)
     feeder: str = "ntu"                   # "ntu": crop/resize/rotate; "nw-ucla": view aug.;
                                           # "custom": centre, scale, crop/resize, rotate
     modality: str = "joint"               # joint, bone, joint-motion, bone-motion
@@ -322,7 +324,8 @@ def model_layout(config: TrainConfig) -> Layout:
 def unresolved(config: TrainConfig) -> list[str]:
     """The keys still ``auto``."""
     d, m = config.data, config.model
-    return [key for key, value in (("data.channels", d.channels), ("data.window", d.window),
+    return [key for key, value in (("data.protocol", d.protocol),
+                                   ("data.channels", d.channels), ("data.window", d.window),
                                    ("model.layout", m.layout),
                                    ("model.num_classes", m.num_classes),
                                    ("model.num_persons", m.num_persons),

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from data_manifest.classes import class_names
-from data_manifest.splits import PROTOCOLS
+from data_manifest.splits import protocol_dataset
 from train.config import TrainConfig, model_layout
 from train.errors import TrainError
 from train.files import write_text_atomic
@@ -66,8 +66,7 @@ class ExportResult:
 
 def dataset_of(config: TrainConfig) -> str:
     """The dataset a run trained on, from its split protocol (``ntu60``, ``nw-ucla``...)."""
-    datasets, _ = PROTOCOLS.get(config.data.protocol, (("csv",), None))
-    return datasets[0]
+    return protocol_dataset(config.data.protocol) or "csv"
 
 
 def run_class_names(config: TrainConfig) -> list[str]:

@@ -14,7 +14,8 @@ backbone with the parts of its published recipe that differ from CTR-GCN's
 where the authors published them. The data handling stays the toolkit's for every
 backbone, so they are compared on the same inputs.
 
-``custom`` is for own data (``pipeline manifest csv ... --layout ...``): the layout, class
+``custom`` is for own data (``pipeline manifest csv ... --layout ...``, ``pipeline manifest
+pyskl ...``): the split protocol (``csv``, or a pyskl file's ``--split``), layout, class
 count, persons, channels and window (the median length of the training samples) come from
 the WORKDIR when the run starts; the ``custom`` feeder centres each sample on its layout's
 origin, scales it to a unit size, crops and resizes in time, and rotates in training (in 3-D
@@ -67,7 +68,7 @@ DATASET_PRESETS: dict[str, Preset] = {
         "schedule": {"epochs": 65, "warmup_epochs": 5, "steps": [50], "gamma": 0.1},
     },
     "custom": {
-        "data": {"protocol": "csv", "feeder": "custom", "channels": "auto", "window": "auto",
+        "data": {"protocol": "auto", "feeder": "custom", "channels": "auto", "window": "auto",
                  "p_interval_train": [0.5, 1.0], "p_interval_test": [0.95],
                  "random_rot": True, "rot_theta": 0.3, "random_flip": False, "repeat": 1,
                  "val_fraction": 0.1},

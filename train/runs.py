@@ -107,14 +107,13 @@ def _compared(key: str) -> bool:
 def _workdir_info(config: TrainConfig) -> tuple[str, str | None]:
     """(dataset, manifest digest) of the run's WORKDIR; from the protocol if it is gone."""
     from data_manifest.errors import DataError
-    from data_manifest.splits import PROTOCOLS
+    from data_manifest.splits import protocol_dataset
     from data_manifest.workdir import Workdir
     try:
         info = Workdir(config.data.workdir).info
         return info.dataset, info.manifest_digest
     except (DataError, TypeError, OSError):
-        datasets = PROTOCOLS.get(config.data.protocol, ((),))[0]
-        return (datasets[0] if len(datasets) == 1 else "?"), None
+        return protocol_dataset(config.data.protocol) or "?", None
 
 
 def _run_setup(path: Path, label: str) -> tuple[Row, TrainConfig, list[dict[str, Any]]]:

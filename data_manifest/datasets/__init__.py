@@ -30,6 +30,9 @@ DATASETS: dict[str, DatasetInfo] = {
     "ntu120": DatasetInfo("ntu120", "ntu", 120, 2, ("ntu120-xsub", "ntu120-xset")),
     "nw-ucla": DatasetInfo("nw-ucla", "nw-ucla", 10, 1, ("nw-ucla-xview",)),
     "csv": DatasetInfo("csv", None, None, None, ("csv",)),
+    # pyskl annotation files: protocols pyskl-<split>, one per pair of the file's split
+    # lists (data_manifest.splits)
+    "pyskl": DatasetInfo("pyskl", None, None, None, ()),
 }
 
 

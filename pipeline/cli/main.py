@@ -54,6 +54,9 @@ COMMANDS = {
     "preview": (
         "pipeline.cli.preview:preview",
         "Write SAMPLE_ID's temporal image with its skeleton drawn on each tile."),
+    "export-pyskl": (
+        "pipeline.cli.export_pyskl:export_pyskl_command",
+        "Write WORKDIR's skeleton cache as a pyskl annotation file OUT (.pkl)."),
     "make-demo-data": (
         "pipeline.cli.make_demo_data:make_demo_data",
         "Write a small NTU-style demo dataset (skeletons and videos) into ROOT."),

@@ -29,7 +29,7 @@ from data_manifest.store import CacheReader
 from data_manifest.workdir import Workdir
 from train.config import TrainConfig, model_layout, unresolved
 from train.data.feeders import Feeder, build_feeder
-from train.data.fit import DataFacts, check_fits, fill_auto, read_facts
+from train.data.fit import DataFacts, check_fits, fill_auto, fill_protocol, read_facts
 from train.data.transforms import sample_rng
 from train.errors import ConfigError, TrainError
 
@@ -214,6 +214,7 @@ def load_data(config: TrainConfig, extras: Mapping[str, SampleSource] | None = N
     if not config.data.workdir:
         raise ConfigError("data.workdir is not set: give the WORKDIR with a skeleton cache")
     workdir = Workdir(config.data.workdir)
+    config = fill_protocol(config, workdir)
     reader = open_skeletons(workdir, config)
     try:
         split = split_samples(workdir, reader, config)

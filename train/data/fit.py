@@ -1,9 +1,9 @@
 """A config and its data: filling in ``auto`` values, and checking that the two agree.
 
-``fill_auto`` takes what the ``custom`` preset leaves ``auto`` from the WORKDIR and its
-skeleton cache: the layout, the class count (its class names, else the largest label + 1),
-the persons per sample, the channels and their count, and the window (the median length of
-the training samples). ``check_fits`` lists every way the data and the config disagree in
+``fill_protocol`` and ``fill_auto`` take what the ``custom`` preset leaves ``auto`` from the
+WORKDIR and its skeleton cache: the split protocol (the WORKDIR's default), the layout, the
+class count (its class names, else the largest label + 1), the persons per sample, the
+channels and their count, and the window (the median length of the training samples). ``check_fits`` lists every way the data and the config disagree in
 one error, instead of one per attempt.
 """
 
@@ -52,6 +52,17 @@ def read_facts(workdir: Workdir, reader: CacheReader, samples: Sequence[Sample])
                      num_joints=int(shape[2]), num_persons=int(shape[1]), channels=channels,
                      class_names=tuple(names) if names else None,
                      top_label=max(sample.label for sample in samples))
+
+
+def fill_protocol(config: TrainConfig, workdir: Workdir) -> TrainConfig:
+    """``config`` with ``data.protocol: auto`` set to the WORKDIR's default protocol."""
+    if config.data.protocol != AUTO:
+        return config
+    protocol = workdir.default_protocol
+    log.info("data.protocol = %s (the WORKDIR's)", protocol)
+    values = config.to_dict()
+    values["data"]["protocol"] = protocol
+    return TrainConfig.from_dict(values)
 
 
 def fill_auto(config: TrainConfig, facts: DataFacts, reader: CacheReader,
