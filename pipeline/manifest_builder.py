@@ -80,14 +80,15 @@ def _scan(root: Path, suffixes: Iterable[str]) -> dict[str, Path]:
     return found
 
 
-def _read_ignore_list(path: str | os.PathLike | None) -> set[str]:
+def _read_ignore_list(path: str | os.PathLike | None, stems: bool = True) -> set[str]:
+    """Sample names to leave out: file names (their stems), or ids as written."""
     if path is None:
         return set()
     names = set()
     for line in Path(path).read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            names.add(Path(line).stem)
+            names.add(Path(line).stem if stems else line)
     return names
 
 
@@ -215,7 +216,8 @@ def build_manifest(dataset: str, root: str | os.PathLike, workdir: str | os.Path
         pyskl = prepare_pyskl(root, workdir, split=split, layout=layout,
                               from_layout=from_layout, joint_map=joint_map, classes=classes,
                               label_base=label_base, channels=channels,
-                              max_persons=max_persons, ignore=_read_ignore_list(ignore_list),
+                              max_persons=max_persons,
+                              ignore=_read_ignore_list(ignore_list, stems=False),
                               progress=progress)
         samples, orphans, ignored = pyskl.samples, [], pyskl.ignored
     elif dataset == "csv":

@@ -273,12 +273,17 @@ def test_running_the_manifest_again_keeps_or_replaces_the_arrays(tmp_path):
 
 
 def test_sample_ids_that_are_not_file_names_get_distinct_array_files(tmp_path):
-    content = coco_2d_content(count=4)
-    for item, name in zip(content["annotations"], ("a/b", "a_b", "../up", ".hidden")):
+    content = coco_2d_content(count=5)
+    for item, name in zip(content["annotations"], ("a/b", "a_b", "../up", ".hidden",
+                                                   "clip.v2")):
         item["frame_dir"] = name
     content["split"] = {"train": ["a/b", "a_b"], "val": ["../up", ".hidden"]}
     work = tmp_path / "work"
-    build_manifest("pyskl", write_pickle(tmp_path / "file.pkl", content), work)
+    ignore = tmp_path / "ignore.txt"
+    ignore.write_text("clip.v2\n")                   # an id as written, not a file's stem
+    report = build_manifest("pyskl", write_pickle(tmp_path / "file.pkl", content), work,
+                            ignore_list=ignore)
+    assert report.ignored == 1
     paths = [s.skeleton for s in Workdir(work).samples]
     assert len(set(paths)) == 4
     root = (work / ARRAYS_DIR).resolve()

@@ -3,8 +3,9 @@
 ``fill_protocol`` and ``fill_auto`` take what the ``custom`` preset leaves ``auto`` from the
 WORKDIR and its skeleton cache: the split protocol (the WORKDIR's default), the layout, the
 class count (its class names, else the largest label + 1), the persons per sample, the
-channels and their count, and the window (the median length of the training samples). ``check_fits`` lists every way the data and the config disagree in
-one error, instead of one per attempt.
+channels and their count, and the window (the median length of the training samples).
+``check_fits`` lists every way the data and the config disagree in one error, instead of
+one per attempt.
 """
 
 from __future__ import annotations
