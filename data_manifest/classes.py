@@ -56,11 +56,26 @@ NW_UCLA_CLASSES: tuple[str, ...] = (
     "sit down", "stand up", "donning", "doffing", "throw", "carry",
 )
 
+# UTD-MHAD's 27 actions a1-a27 (labels 0-26), as its authors name them.
+UTD_MHAD_CLASSES: tuple[str, ...] = (
+    "right arm swipe to the left", "right arm swipe to the right", "right hand wave",
+    "two hand front clap", "right arm throw", "cross arms in the chest", "basketball shoot",
+    "right hand draw x", "right hand draw circle (clockwise)",
+    "right hand draw circle (counter clockwise)", "draw triangle", "bowling (right hand)",
+    "front boxing", "baseball swing from right", "tennis right hand forehand swing",
+    "arm curl (two arms)", "tennis serve", "two hand push", "right hand knock on door",
+    "right hand catch an object", "right hand pick up and throw", "jogging in place",
+    "walking in place", "sit to stand", "stand to sit", "forward lunge (left foot forward)",
+    "squat (two arms stretch out)",
+)
+
 _BY_DATASET = {
     "ntu60": NTU60_CLASSES,
     "ntu120": NTU120_CLASSES,
     "nw-ucla": NW_UCLA_CLASSES,
 }
+# class name lists known by name (``--classes utd-mhad``): the datasets' and UTD-MHAD's
+CLASS_LISTS: dict[str, tuple[str, ...]] = {**_BY_DATASET, "utd-mhad": UTD_MHAD_CLASSES}
 
 
 def class_names(dataset: str) -> tuple[str, ...] | None:
@@ -71,12 +86,16 @@ def class_names(dataset: str) -> tuple[str, ...] | None:
 def read_class_names(path: str | os.PathLike, label_base: int = 0) -> list[str]:
     """Class names from a file: one name per line (line k names label k), or a CSV
     (``.csv``) with a ``name`` column and optionally a ``label`` column (counted from
-    ``label_base``, like the data's labels; without it, row k names label k)."""
+    ``label_base``, like the data's labels; without it, row k names label k). A name of
+    :data:`CLASS_LISTS` that is not a file gives that list (e.g. ``utd-mhad``)."""
+    if str(path) in CLASS_LISTS and not Path(path).is_file():
+        return list(CLASS_LISTS[str(path)])
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError("class names file not found", path=str(path)) from None
+        raise DataError(f"class names file not found (known lists by name: "
+                        f"{', '.join(CLASS_LISTS)})", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read the class names file ({error})", path=str(path)) from None
     if path.suffix.lower() == ".csv":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install the toolkit with its test, onnx, trackers, video and
+# Create .venv (once) and install the toolkit with its test, onnx, trackers, video, mat and
 # poses extras, and MediaPipe for `pipeline extract-poses` (set MMCL_POSES=0 to leave it out).
 # CPU machines get the CPU build of PyTorch through constraints-cpu.txt; set
 # MMCL_CONSTRAINTS= (empty) to let pip choose your own torch build (e.g. CUDA).
@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 constraints=${MMCL_CONSTRAINTS-constraints-cpu.txt}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-extras=test,onnx,trackers,video
+extras=test,onnx,trackers,video,mat
 # MediaPipe 0.10.14 has wheels for CPython 3.8-3.12 only
 poses=$(.venv/bin/python -c 'import sys; print(int(sys.version_info < (3, 13)))')
 if [ "${MMCL_POSES:-1}" = 0 ]; then

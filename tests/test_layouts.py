@@ -50,7 +50,7 @@ def test_builtins_reproduce_the_old_layouts_exactly(layout, pairs, centre):
 def test_every_builtin_loads_with_its_expected_shape():
     assert {name: (l.num_joints, l.dims) for name, l in LAYOUTS.items()} == {
         "ntu": (25, (3,)), "nw-ucla": (20, (3,)), "coco-17": (17, (2,)),
-        "mediapipe-33": (33, (2, 3))}
+        "mediapipe-33": (33, (2, 3)), "utd-mhad": (20, (3,))}
     coco = LAYOUTS["coco-17"]
     assert set(coco.edges) == PYSKL_COCO_INWARD and coco.center == 0
     assert [coco.joints[j] for j in coco.origin] == ["left_hip", "right_hip"]
@@ -219,4 +219,4 @@ def test_builtin_mapping_and_mapping_by_names():
     np.testing.assert_array_equal(by_names.apply(data),
                                   data[:, [reordered.index(n) for n in NW_UCLA.joints]])
     with pytest.raises(LayoutError, match="target joints without a source"):
-        resolve_joint_map(NW_UCLA, NTU)
+        resolve_joint_map(coco, NTU)

@@ -1,12 +1,15 @@
-"""Own-data skeleton files: .npz, .json, CSV of frames, MATLAB v7.3 .mat, and remapping."""
+"""Own-data skeleton files: .npz, .json, CSV of frames, MATLAB .mat (v7.3, and v5 with
+scipy), and remapping."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import h5py
 import numpy as np
 import pytest
+from scipy.io import savemat
 
 from data_manifest.errors import DataError
 from data_manifest.formats.load import load_skeleton_sample, survey_file
@@ -132,9 +135,37 @@ def test_mat_files(tmp_path):
     with pytest.raises(DataError, match="cannot tell which variable.*first, second"):
         load_skeleton_sample(tmp_path / "b.mat", "csv")
     (tmp_path / "old.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: GLNXA64" + bytes(200))
-    with pytest.raises(DataError, match="a MATLAB v5/v7 .mat file; only v7.3 .mat files can "
-                                        "be read: save it as v7.3"):
+    with pytest.raises(DataError, match="not a readable MATLAB v5/v7 .mat file"):
         load_skeleton_sample(tmp_path / "old.mat", "csv")
+    (tmp_path / "text.mat").write_text("x = 1")
+    with pytest.raises(DataError, match="not a MATLAB .mat file"):
+        load_skeleton_sample(tmp_path / "text.mat", "csv")
+
+
+def test_matlab_v5_files_and_utd_mhad_d_skel(tmp_path, monkeypatch):
+    """MATLAB's default format through scipy, and UTD-MHAD's d_skel (joints x 3 x frames)
+    in either format."""
+    array = _array((9, 20, 3))
+    savemat(tmp_path / "a.mat", {"joints": array, "fps": np.float64(30)})
+    assert (tmp_path / "a.mat").read_bytes().startswith(b"MATLAB 5.0")
+    np.testing.assert_array_equal(load_skeleton_sample(tmp_path / "a.mat", "csv")["joints"],
+                                  array[:, None])
+    d_skel = np.ascontiguousarray(array.transpose(1, 2, 0))          # (20, 3, T)
+    savemat(tmp_path / "a1_s1_t1_skeleton.mat", {"d_skel": d_skel})
+    write_mat_v73(tmp_path / "v73_skeleton.mat", "d_skel", d_skel)
+    for name in ("a1_s1_t1_skeleton.mat", "v73_skeleton.mat"):
+        read = load_skeleton_sample(tmp_path / name, "csv")["joints"]
+        assert read.shape == (9, 1, 20, 3)
+        np.testing.assert_array_equal(read[:, 0], array)
+    savemat(tmp_path / "two.mat", {"first": array, "second": array})
+    with pytest.raises(DataError, match="cannot tell which variable.*first, second"):
+        load_skeleton_sample(tmp_path / "two.mat", "csv")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scipy" else real_find_spec(name, *a))
+    with pytest.raises(DataError, match=r"needs scipy \(pip install 'mmcl-toolkit\[mat\]'\), "
+                                        "or save it as v7.3"):
+        load_skeleton_sample(tmp_path / "a.mat", "csv")
 
 
 def test_files_in_another_layout_are_remapped_and_checked(tmp_path):

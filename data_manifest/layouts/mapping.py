@@ -65,6 +65,19 @@ class JointMapping:
                                           for source, weight in terms)
         return out
 
+    def with_source(self, source: Layout) -> "JointMapping":
+        """This mapping reading ``source``: a layout with the same joint names in another
+        order. A mapping names its joints, so one written for one order fits every order."""
+        if not same_joint_names(source, self.source):
+            raise problems_error("joint mapping", self.name or None, [
+                f"it reads the {self.source.name} layout's joints, {source.name} has other "
+                "joint names"])
+        position = {name: index for index, name in enumerate(source.joints)}
+        names = self.source.joints
+        terms = tuple(tuple((position[names[joint]], weight) for joint, weight in joint_terms)
+                      for joint_terms in self.terms)
+        return JointMapping(source=source, target=self.target, terms=terms, name=self.name)
+
     def to_dict(self) -> dict[str, Any]:
         """A self-contained mapping (both layouts inline), as written into a WORKDIR."""
         names = self.source.joints
@@ -85,6 +98,11 @@ class JointMapping:
                    "terms": [list(map(list, t)) for t in self.terms]}
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def same_joint_names(a: Layout, b: Layout) -> bool:
+    """The two layouts name the same joints (in any order)."""
+    return sorted(a.joints) == sorted(b.joints)
 
 
 def mapping_by_names(source: Layout, target: Layout) -> JointMapping:

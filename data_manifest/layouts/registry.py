@@ -10,7 +10,8 @@ from typing import Any, Mapping
 import yaml
 
 from data_manifest.layouts.layout import Layout, LayoutError
-from data_manifest.layouts.mapping import JointMapping, mapping_by_names, parse_mapping_file
+from data_manifest.layouts.mapping import (JointMapping, mapping_by_names, parse_mapping_file,
+                                          same_joint_names)
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
@@ -114,9 +115,13 @@ def load_joint_map(spec: str | os.PathLike | Mapping,
 def resolve_joint_map(source: Layout, target: Layout,
                       mapping: JointMapping | None = None) -> JointMapping | None:
     """How arrays stored in ``source`` become ``target``: ``mapping`` if given (it must read
-    ``source`` and write ``target``), a built-in mapping between the two, else copying
-    joints by name. None when the two layouts are the same."""
+    ``source``, or a layout with the same joint names, and write ``target``), a built-in
+    mapping between the two (or from a layout with ``source``'s joint names in another
+    order, e.g. ``nw-ucla-to-ntu`` for ``utd-mhad``), else copying joints by name. None when
+    the two layouts are the same."""
     if mapping is not None:
+        if mapping.source != source and same_joint_names(mapping.source, source):
+            mapping = mapping.with_source(source)
         wrong = []
         if mapping.source != source:
             wrong.append(f"it reads {mapping.source.name}, the data is {source.name}")
@@ -128,8 +133,15 @@ def resolve_joint_map(source: Layout, target: Layout,
         return mapping
     if source == target:
         return None
+    by_names = None
     for path in builtin_mappings().values():
         data = read_yaml(path, "joint mapping")
-        if data.get("from") == source.name and data.get("to") == target.name:
+        if data.get("to") != target.name:
+            continue
+        if data.get("from") == source.name:
             return load_joint_map(path)
-    return mapping_by_names(source, target)
+        if by_names is None:
+            found = load_joint_map(path)
+            if found.target == target and same_joint_names(found.source, source):
+                by_names = found.with_source(source)
+    return by_names or mapping_by_names(source, target)

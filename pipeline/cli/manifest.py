@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from data_manifest.classes import CLASS_LISTS
 from data_manifest.datasets import DATASETS
 from data_manifest.formats.reading import CHANNELS
 from data_manifest.layouts import LAYOUTS
@@ -41,11 +42,12 @@ from pipeline.manifest_builder import REQUIRE_CHOICES, build_manifest
               help="csv and pyskl data: a joint mapping YAML (from, to, joints) turning the "
                    "stored joint order into --layout; implies --from-layout and, if not given, "
                    "--layout.")
-@click.option("--classes", type=click.Path(exists=True, dir_okay=False),
+@click.option("--classes", metavar="FILE|NAME",
               help="Class names: a text file with one name per line, in label order, "
-                   "or a CSV with a name column (and an optional label column); copied into "
-                   "WORKDIR and shown in every report.  [default: the dataset's own names; "
-                   "pyskl: NTU's if its splits are NTU's; none for csv data]")
+                   "or a CSV with a name column (and an optional label column), or a known "
+                   f"list by name ({', '.join(CLASS_LISTS)}); copied into WORKDIR and shown "
+                   "in every report.  [default: the dataset's own names; pyskl: NTU's if its "
+                   "splits are NTU's; none for csv data]")
 @click.option("--label-base", type=click.IntRange(0, 1), default=0, show_default=True,
               help="csv data: the first label in the CSV's label column (1: labels 1..K, "
                    "stored as 0..K-1).")
