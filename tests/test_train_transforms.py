@@ -119,13 +119,15 @@ def test_bone_and_motion_match_hand_computation():
 
 def test_ntu_feeder_shapes_and_determinism():
     joints = _random((90, 2, 25, 3))                       # cache layout (T, M, V, C)
+    joints -= joints[0, 0, NTU.index("spine_middle")]      # translated, as NTU caches are
     feeder = NTUFeeder(layout=NTU, window=64)
     test = feeder(joints, train=False)
     assert test.shape == (3, 64, 25, 2) and test.dtype == np.float32
     np.testing.assert_array_equal(test, feeder(joints, train=False))
-    # test time: centre crop of 95 % then resize, no rotation
+    # test time: centre crop of 95 % then resize, no rotation; on an NTU cache the
+    # translation changes nothing, to the bit
     expected = T.resize_time(T.to_ctvm(joints)[:, 2:88], 64)
-    np.testing.assert_allclose(test, expected, rtol=1e-6)
+    np.testing.assert_array_equal(test, expected)
     a = feeder(joints, train=True, rng=T.sample_rng(1, 0, 5))
     b = feeder(joints, train=True, rng=T.sample_rng(1, 0, 5))
     c = feeder(joints, train=True, rng=T.sample_rng(1, 1, 5))
@@ -135,6 +137,23 @@ def test_ntu_feeder_shapes_and_determinism():
     assert short.shape == (3, 64, 25, 2)
     with pytest.raises(ValueError, match="no non-zero frame"):
         feeder(np.zeros((10, 2, 25, 3), np.float32), train=False)
+
+
+def test_ntu_feeder_translates_other_metric_data_as_ntu_caches_are():
+    """Regression: the ntu feeder fed data stored as given (own data, a dataset converted
+    to the ntu layout) at its camera position, 3 m away, unlike NTU's translated caches."""
+    joints = _random((40, 2, 25, 3))
+    joints[:5, 0] = 0                       # person 1 appears in frame 5
+    joints[30:, 1] = 0                      # person 2 leaves: its padding stays zero
+    origin = joints[5, 0, NTU.index("spine_middle")]
+    translated = np.where(T.presence(joints)[..., None, None], joints - origin, 0)
+    feeder = NTUFeeder(layout=NTU, window=32)
+    moved = feeder(joints + np.where(T.presence(joints)[..., None, None],
+                                     np.float32([0.4, -1.0, 3.2]), 0), train=False)
+    np.testing.assert_allclose(moved, feeder(translated, train=False), atol=1e-5)
+    np.testing.assert_allclose(feeder(joints, train=False),
+                               T.resize_time(T.to_ctvm(translated)[:, 1:39], 32), atol=1e-5)
+    assert not T.translate_to_origin(joints, NTU.origin)[30:, 1].any()
 
 
 def test_ucla_feeder_test_time_matches_hand_computation():

@@ -2,9 +2,12 @@
 
 Two recipes matching CTR-GCN's feeders (3-D points), and one for any data:
 
-- ``ntu``: crop the valid frames (random share ``p ~ U(p_interval_train)`` at a random
-  offset in training, a centre crop of ``p_interval_test`` in test), resize linearly to
-  ``window`` frames, then in training rotate by one random angle per axis.
+- ``ntu``: move the layout's origin joint of the first person's first frame to 0 (NTU's
+  skeleton caches are stored translated so, as CTR-GCN's: there it changes nothing; other
+  metric 3-D data, e.g. a dataset converted to the ``ntu`` layout, gets the same), crop the
+  valid frames (random share ``p ~ U(p_interval_train)`` at a random offset in training, a
+  centre crop of ``p_interval_test`` in test), resize linearly to ``window`` frames, then
+  in training rotate by one random angle per axis.
 - ``nw-ucla``: move joint ``ucla_center_joint`` (default: the layout's origin) of frame 0
   to the origin, in training apply a random view change (x and y angles, integer degrees
   in +-``ucla_max_angle_deg``) and scale, normalise each axis to [-1, 1], then resample to
@@ -45,7 +48,7 @@ class NTUFeeder:
 
     def __call__(self, joints: np.ndarray, train: bool,
                  rng: np.random.Generator | None = None) -> np.ndarray:
-        data = T.to_ctvm(joints)
+        data = T.to_ctvm(T.translate_to_origin(joints, self.layout.origin))
         valid = T.valid_length(data)
         if valid == 0:
             raise ValueError("the skeleton has no non-zero frame")

@@ -124,19 +124,29 @@ def flip(data: np.ndarray, layout: Layout) -> np.ndarray:
     return out
 
 
-def centre_and_scale(points: np.ndarray, origin: tuple[int, ...], dims: int) -> np.ndarray:
+def translate_to_origin(points: np.ndarray, origin: tuple[int, ...], dims: int = 3
+                        ) -> np.ndarray:
     """``(T, M, V, C)`` points moved so that the mean of the ``origin`` joints of the first
-    person's first frame is 0, and scaled so that the longest side of the box around all
-    the sample's points is 2; only persons present in a frame move, only the first ``dims``
-    channels (positions) change."""
+    person's first frame is 0 (NTU's skeleton caches are stored so already); only persons
+    present in a frame move, only the first ``dims`` channels (positions) change."""
+    out = points.astype(np.float32, copy=True)
     present = presence(points)
     if not present.any():
-        return points.astype(np.float32, copy=True)
+        return out
     person = int(np.flatnonzero(present.any(axis=0))[0])
     frame = int(np.flatnonzero(present[:, person])[0])
-    out = points.astype(np.float32, copy=True)
+    out[..., :dims][present] -= points[frame, person, list(origin), :dims].mean(axis=0)
+    return out
+
+
+def centre_and_scale(points: np.ndarray, origin: tuple[int, ...], dims: int) -> np.ndarray:
+    """:func:`translate_to_origin`, then scaled so that the longest side of the box around
+    all the sample's points is 2 (positions of present persons only)."""
+    present = presence(points)
+    out = translate_to_origin(points, origin, dims)
+    if not present.any():
+        return out
     positions = out[..., :dims]
-    positions[present] -= points[frame, person, list(origin), :dims].mean(axis=0)
     values = positions[present].reshape(-1, dims)
     extent = float((values.max(axis=0) - values.min(axis=0)).max())
     if extent > 0:
