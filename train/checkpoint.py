@@ -23,6 +23,9 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``model_info``   ``train.models.build_model`` arguments: name, num_classes, layout,
                  num_persons, in_channels, dropout, options
 ``objective``    state dict of the training objective's own parameters (may be empty)
+``objective_inputs``  what the objective read besides the skeletons, plain data (MMCL: the
+                 feature caches' names and spec params, see ``train.mmcl.objective``),
+                 or absent
 ``config``       the resolved config as a dict (``TrainConfig.from_dict`` reads it)
 ``class_names``  list of class names, or None
 ``skeletons``    the params of the skeleton cache it trained on (layout, joint mapping,

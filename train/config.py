@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from data_manifest.cache_names import check_cache_name
+from data_manifest.class_map import ClassMapError, builtin_class_maps, load_class_map
 from data_manifest.formats.reading import CHANNELS
 from data_manifest.layouts import Layout, LayoutError, layout_spec, load_layout
 from train.errors import ConfigError
@@ -82,8 +83,12 @@ class ModelConfig:
     num_persons: int | str = 2            # auto: the skeleton cache's persons per sample
     in_channels: int | str = 3            # auto: the values per joint of data.channels
     dropout: float = 0.0
-    init_from: str | None = None          # new runs start from these weights (.pt/.npz)
+    init_from: str | None = None          # new runs start from these weights: a .pt/.npz
+                                          # or a run directory (its auto checkpoint)
     init_skip: list[str] = field(default_factory=list)   # name prefixes left fresh, e.g. fc
+    init_class_map: str | dict | None = None   # classifier row k from init_from's row
+                                          # map[k]: a class map (built-in name, YAML file
+                                          # (its content is recorded) or {this run: source})
     options: dict[str, Any] = field(default_factory=dict)  # the backbone's own settings,
                                           # checked by it (docs/training.md, "Backbones")
 
@@ -306,6 +311,9 @@ def validate(config: TrainConfig) -> None:
                           "checkpoint to start from")
     if not all(m.init_skip):
         raise ConfigError(f"model.init_skip entries must not be empty, not {m.init_skip}")
+    if m.init_class_map is not None and not m.init_from:
+        raise ConfigError("model.init_class_map is set but model.init_from is not: name the "
+                          "run (or checkpoint) whose classifier it re-maps")
 
 
 def model_layout(config: TrainConfig) -> Layout:
@@ -430,16 +438,29 @@ def resolve_config(preset: str | None = None, files: Iterable[str | Path] = (),
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
     """``config`` with relative ``data.workdir`` and ``model.init_from`` made absolute (from
-    the current folder) and a layout file in ``model.layout`` replaced by its content, so a
-    recorded config means the same thing from anywhere, whatever happens to the file."""
+    the current folder) and a layout file in ``model.layout`` or a class map file in
+    ``model.init_class_map`` replaced by its content, so a recorded config means the same
+    thing from anywhere, whatever happens to the file."""
     config = copy.deepcopy(config)
     if config.data.workdir:
         config.data.workdir = str(Path(config.data.workdir).expanduser().resolve())
     if config.model.init_from:
         config.model.init_from = str(Path(config.model.init_from).expanduser().resolve())
+    if config.model.init_class_map is not None:
+        config.model.init_class_map = class_map_spec(config.model.init_class_map)
     if config.model.layout != AUTO:
         config.model.layout = layout_spec(model_layout(config))
     return config
+
+
+def class_map_spec(spec: str | dict) -> str | dict:
+    """How a config records a class map: a built-in's name, else its content."""
+    if isinstance(spec, str) and spec in builtin_class_maps():
+        return spec
+    try:
+        return load_class_map(spec).to_dict()
+    except ClassMapError as error:
+        raise ConfigError(f"model.init_class_map: {error}") from None
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:

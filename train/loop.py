@@ -190,7 +190,7 @@ class _Trainer:
         self.init: dict[str, Any] | None = None
         # a resumed run continues from its own checkpoint instead
         if config.model.init_from and not ckpt.checkpoint_path(run_dir, "last").is_file():
-            self.init = _init_backbone(backbone, config)
+            self.init = _init_backbone(backbone, config, self.class_names)
         module = TrainingModule(backbone, self.plan.objective)
         optimizer = torch.optim.SGD(module.parameters(), lr=config.effective_lr(),
                                     momentum=config.optim.momentum,
@@ -219,6 +219,7 @@ class _Trainer:
                 "model_info": model_info(self.config),
                 "objective": {k: v.detach().cpu() for k, v in
                               self.unwrapped.objective.state_dict().items()},
+                "objective_inputs": self.plan.inputs,
                 "config": self.config.to_dict(), "class_names": self.class_names,
                 "skeletons": dict(self.data.reader.spec.params),
                 "epoch": self.epoch, "best": self.best}
@@ -440,25 +441,28 @@ class _Trainer:
             self.save_best(metrics)
 
 
-def _init_backbone(backbone: torch.nn.Module, config: TrainConfig) -> dict[str, Any]:
+def _init_backbone(backbone: torch.nn.Module, config: TrainConfig,
+                   class_names: list[str]) -> dict[str, Any]:
     """Load ``model.init_from`` into a new run's backbone; what was loaded and skipped."""
-    from train.models.reference_import import CheckpointMismatchError, init_from_checkpoint
-    m = config.model
+    from train.models.reference_import import CheckpointMismatchError
+    from train.transfer.init import init_from_source
     try:
-        report = init_from_checkpoint(backbone, m.init_from, m.init_skip)
+        init = init_from_source(backbone, config, class_names)
     except CheckpointMismatchError as error:
         raise CheckpointMismatchError(
             f"model.init_from: {error}. To leave parameters freshly initialised, list their "
-            "name prefixes in model.init_skip (e.g. --set 'model.init_skip=[fc]')",
+            "name prefixes in model.init_skip (e.g. --set 'model.init_skip=[fc]'); to start "
+            "the classifier from the source's classes, give model.init_class_map",
             missing=error.missing, unexpected=error.unexpected,
             mismatched=error.mismatched) from error
     except CheckpointError as error:
         raise CheckpointError(f"model.init_from: {error}") from error
+    report = init.report
     log.info("initialised the backbone from %s (%d tensors; left fresh: %s)",
              report.source, len(report.loaded), ", ".join(report.skipped) or "none")
     return {"init_from": report.source, "sha256": _sha256(Path(report.source)),
             "loaded": len(report.loaded), "skipped": report.skipped,
-            "ignored": report.ignored}
+            "ignored": report.ignored, **init.record()}
 
 
 def _sha256(path: Path) -> str:

@@ -46,6 +46,9 @@ class ObjectivePlan:
     objective: nn.Module
     extras: dict[str, SampleSource] = field(default_factory=dict)
     skip_missing: bool = False         # drop samples missing from an extra source
+    # what the objective read besides the skeletons (e.g. the feature caches and their
+    # specs), plain data recorded in checkpoints as "objective_inputs"
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 class ClassificationObjective(nn.Module):

@@ -25,13 +25,14 @@ from train.presets import PRESETS
               help="WORKDIR with a skeleton cache; same as --set data.workdir=...")
 @click.option("--modality", type=click.Choice(MODALITIES), default=None,
               help="Input stream; same as --set data.modality=... (default: the preset's).")
-@click.option("--init-from", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None,
+@click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Start a new run from these weights (a published .pt/.pth of the "
-                   "backbone's reference code, the CTR-GCN reference .npz or a run's "
-                   "checkpoint); same as --set "
+                   "backbone's reference code, the CTR-GCN reference .npz, a run's "
+                   "checkpoint, or a run directory: its auto checkpoint); same as --set "
                    "model.init_from=...; list parameters to leave fresh with --set "
-                   "'model.init_skip=[fc]'. Not applied when resuming.")
+                   "'model.init_skip=[fc]', or start the classifier from the source's "
+                   "classes with --set model.init_class_map=MAP (docs/transfer.md). Not "
+                   "applied when resuming.")
 @click.option("--mmcl", is_flag=True,
               help="Co-learning (FAM + FRM) on the WORKDIR's cached RGB and LLM features; "
                    "same as --set objective.name=mmcl. Inference stays skeleton-only.")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
+from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES
 from train.config import TrainConfig, check_cache_names
 from train.errors import CheckpointError, ConfigError, TrainError
 from train.mmcl.contrastive import DEFAULT_TAU
@@ -262,4 +263,17 @@ def build_mmcl(config: TrainConfig) -> ObjectivePlan:
                               backbone_outline(config).feature_dim)
     log.info("mmcl: FAM %s, FRM %s; features %s", "on" if settings.fam else "off",
              "on" if settings.frm else "off", store.spec.to_dict())
-    return ObjectivePlan(objective, extras=store.sources(), skip_missing=settings.skip_missing)
+    return ObjectivePlan(objective, extras=store.sources(), skip_missing=settings.skip_missing,
+                         inputs=feature_inputs(store))
+
+
+def feature_inputs(store: FeatureStore) -> dict[str, Any]:
+    """The feature caches a run reads and their spec params (what made them: model,
+    questions, settings), recorded in its checkpoints: another WORKDIR's caches can then be
+    checked against them (``train eval --refine`` on another dataset)."""
+    inputs: dict[str, Any] = {"features": store.spec.to_dict()}
+    for stage, reader in ((RGB_FEATURES, store.rgb), (LLM_FEATURES, store.llm)):
+        if reader is not None:
+            inputs[stage] = {"cache": reader.cache.path.name,
+                             "params": dict(reader.spec.params)}
+    return inputs

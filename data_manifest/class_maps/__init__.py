@@ -1,0 +1,1 @@
+"""The built-in class maps between datasets, one YAML file each (package data)."""
