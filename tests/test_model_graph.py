@@ -70,7 +70,9 @@ def test_adjacency_subsets_are_self_inward_outward(layout):
 
 def test_layout_lookup():
     assert layout_by_name_or_joints("ntu") is NTU
+    # utd-mhad has 20 joints too (NW-UCLA's in another order): a count means the dataset's
     assert layout_by_name_or_joints(num_joints=20) is NW_UCLA
+    assert layout_by_name_or_joints("utd-mhad", 20).name == "utd-mhad"
     assert layout_by_name_or_joints("nw-ucla", 20) is NW_UCLA
     with pytest.raises(ValueError, match="25 joints, not 20"):
         layout_by_name_or_joints("ntu", 20)

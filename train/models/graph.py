@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_manifest.datasets import DATASETS
 from data_manifest.layouts import LAYOUTS, Layout, LayoutError, LayoutSpec, load_layout
 
 NUM_SUBSETS = 3   # self, inward, outward
@@ -19,7 +20,8 @@ NUM_SUBSETS = 3   # self, inward, outward
 def layout_by_name_or_joints(layout: LayoutSpec | None = None,
                              num_joints: int | None = None) -> Layout:
     """The layout ``layout`` (a built-in name, a YAML path, a layout mapping or a
-    :class:`Layout`), or the built-in with ``num_joints`` joints; both must agree."""
+    :class:`Layout`), or the built-in with ``num_joints`` joints (where two share a count,
+    the one of a built-in dataset: 20 is nw-ucla, not utd-mhad); both must agree."""
     if layout is not None:
         try:
             found = load_layout(layout)
@@ -32,6 +34,9 @@ def layout_by_name_or_joints(layout: LayoutSpec | None = None,
     if num_joints is None:
         raise ValueError("give a skeleton layout name or a joint count")
     matches = [item for item in LAYOUTS.values() if item.num_joints == num_joints]
+    if len(matches) > 1:
+        datasets = {info.layout for info in DATASETS.values()}
+        matches = [item for item in matches if item.name in datasets]
     if len(matches) != 1:
         raise ValueError(f"no unique skeleton layout with {num_joints} joints; known: "
                          + ", ".join(f"{x.name} ({x.num_joints})" for x in LAYOUTS.values()))
