@@ -225,7 +225,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None,
         ok, reason = onnx_available()
         if not ok:
             raise ExportError(reason)
-    run = load_run(run_dir, checkpoint)
+    run = load_run(run_dir, checkpoint, impl="reference")   # TorchScript scripts the eager model
     model = run.model.eval()
     metadata = export_metadata(run.config, run.checkpoint, run.class_names, run.skeletons)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export"

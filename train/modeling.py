@@ -18,12 +18,16 @@ def model_info(config: TrainConfig) -> dict[str, Any]:
     m = config.model
     return {"name": m.name, "num_classes": m.num_classes, "layout": m.layout,
             "num_persons": m.num_persons, "in_channels": m.in_channels, "dropout": m.dropout,
-            "options": dict(m.options)}
+            "options": dict(m.options), "impl": m.impl}
 
 
-def build_backbone(config: TrainConfig) -> nn.Module:
+def build_backbone(config: TrainConfig, impl: str | None = None) -> nn.Module:
+    """The config's backbone; ``impl`` overrides ``model.impl`` (e.g. ``"reference"`` for
+    TorchScript export, which scripts the eager model)."""
     from train.models import build_model
     info = model_info(config)
+    if impl is not None:
+        info["impl"] = impl
     name = info.pop("name")
     try:
         return build_model(name, **info)

@@ -8,6 +8,7 @@ state dict. Checkpoints are chosen by ``train.checkpoint.resolve_checkpoint``, r
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,14 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConfigError(f"{path}: {error}") from error
 
 
-def load_run(run_dir: str | Path, checkpoint: str | Path = "auto") -> LoadedRun:
-    """The run's backbone with the chosen checkpoint's weights, in eval mode."""
+def load_run(run_dir: str | Path, checkpoint: str | Path = "auto",
+             impl: str | None = None) -> LoadedRun:
+    """The run's backbone with the chosen checkpoint's weights, in eval mode; ``impl``
+    overrides the run's ``model.impl`` (the weights load into either)."""
     config = read_run_config(run_dir)
+    if impl is not None:
+        config = copy.deepcopy(config)
+        config.model.impl = impl
     path = resolve_checkpoint(run_dir, checkpoint)
     payload = load_checkpoint(path)
     if checkpoint == "best" and payload.get("kind") == "best" and selected_on(payload) == "test":

@@ -14,11 +14,13 @@ class Backbone:
     builder: str          # "module:function" returning the nn.Module
     reference: str        # the public code whose state-dict names the model keeps
     signature_key: str    # a key that tells this backbone's checkpoints apart
+    fast_builder: str | None = None   # the same model with a faster forward pass (same
+                                      # state dict), built for model.impl=fast
 
 
 BACKBONES: dict[str, Backbone] = {
     "ctrgcn": Backbone("train.models.ctrgcn:build", "Uason-Chen/CTR-GCN model/ctrgcn.py",
-                       "l1.gcn1.alpha"),
+                       "l1.gcn1.alpha", fast_builder="train.models.ctrgcn_fast:build"),
     "stgcn": Backbone("train.models.stgcn:build", "yysijie/st-gcn net/st_gcn.py",
                       "st_gcn_networks.0.gcn.conv.weight"),
     "hdgcn": Backbone("train.models.hdgcn:build", "jho-lee/HD-GCN model/HDGCN.py",
@@ -27,6 +29,7 @@ BACKBONES: dict[str, Backbone] = {
                         "to_joint_embedding.weight"),
 }
 MODEL_NAMES = tuple(BACKBONES)
+IMPLS = ("fast", "reference")   # model.impl: how a backbone is computed, never what
 
 
 def backbone_of_checkpoint(keys) -> str | None:
