@@ -75,6 +75,13 @@ def test_layers_apply_in_order(tmp_path):
     ("model.num_classes=many", "model.num_classes must be an integer or auto"),
     ("data.channels=rgb", "data.channels must be one of xyz, xy, xy-score, auto"),
     ("lr", "section.key=value"),
+    ("model.impl=compiled", "model.impl must be one of fast, reference"),
+    ("run.threads=many", "run.threads must be auto or a positive number"),
+    ("run.threads=0", "run.threads must be auto or a positive number"),
+    ("run.threads=[2]", "run.threads must be of type int or str"),
+    ("optim.grad_accumulation=0", "optim.grad_accumulation must be at least 1"),
+    ("optim.grad_accumulation=3", "batch_size 64 does not split into "
+                                  "optim.grad_accumulation=3"),
 ])
 def test_bad_values_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -130,3 +137,15 @@ def test_objective_options_are_checked():
 def test_every_preset_resolves():
     for name in PRESETS:
         assert resolve_config(name).preset == name
+
+
+def test_speed_settings_default_and_parse():
+    config = resolve_config("ntu120-xsub-mmcl")
+    assert (config.model.impl, config.run.threads, config.optim.grad_accumulation) == (
+        "fast", "auto", 1)
+    config = resolve_config("ntu120-xsub-mmcl", overrides=[
+        "model.impl=reference", "run.threads=2", "optim.grad_accumulation=4"])
+    assert (config.model.impl, config.run.threads, config.optim.grad_accumulation) == (
+        "reference", 2, 4)
+    assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+    assert resolve_config("nw-ucla", overrides=["run.threads=auto"]).run.threads == "auto"

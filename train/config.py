@@ -34,7 +34,7 @@ from data_manifest.class_map import ClassMapError, builtin_class_maps, load_clas
 from data_manifest.formats.reading import CHANNELS
 from data_manifest.layouts import Layout, LayoutError, layout_spec, load_layout
 from train.errors import ConfigError
-from train.models.registry import MODEL_NAMES
+from train.models.registry import IMPLS, MODEL_NAMES
 from train.presets import PRESETS
 from train.tracking import parse_log_with
 
@@ -91,6 +91,8 @@ class ModelConfig:
                                           # (its content is recorded) or {this run: source})
     options: dict[str, Any] = field(default_factory=dict)  # the backbone's own settings,
                                           # checked by it (docs/training.md, "Backbones")
+    impl: str = "fast"                    # fast: same math and weights, reordered for speed;
+                                          # reference: the eager model of the published code
 
 
 @dataclass
@@ -104,6 +106,8 @@ class OptimConfig:
     scale_lr: bool = False                # lr *= batch_size / reference_batch
     reference_batch: int = 64             # the batch that ``lr`` was tuned for
     grad_clip: float = 0.0                # max gradient norm; 0 = off
+    grad_accumulation: int = 1            # split each batch into this many micro-batches
+                                          # (same optimizer steps, less memory)
 
 
 @dataclass
@@ -120,6 +124,7 @@ class ScheduleConfig:
 class RunConfig:
     seed: int = 1
     mixed_precision: str = "auto"         # auto: bf16/fp16 on GPU, no on CPU
+    threads: int | str = "auto"           # torch threads per process: auto or a number
     checkpoint_every_steps: int = 0       # also checkpoint every N optimizer steps; 0 = off
     eval_every_epochs: int = 1            # evaluate on val/test every N epochs; 0 = never
     drop_last: bool = True                # drop the last incomplete training batch
@@ -260,6 +265,10 @@ def validate(config: TrainConfig) -> None:
     parse_log_with(r.log_with)
     check_cache_names({"data.skeleton_cache": d.skeleton_cache})
     layout = None if m.layout == AUTO else model_layout(config)
+    _choice("model.impl", m.impl, IMPLS)
+    if isinstance(r.threads, str) and r.threads != "auto" or \
+            isinstance(r.threads, int) and r.threads < 1:
+        raise ConfigError(f"run.threads must be auto or a positive number, not {r.threads!r}")
     for where, interval in (("data.p_interval_train", d.p_interval_train),
                             ("data.p_interval_test", d.p_interval_test)):
         if len(interval) not in (1, 2) or not all(0 < p <= 1 for p in interval):
@@ -288,6 +297,7 @@ def validate(config: TrainConfig) -> None:
                          ("optim.batch_size", o.batch_size),
                          ("optim.test_batch_size", o.test_batch_size),
                          ("optim.reference_batch", o.reference_batch),
+                         ("optim.grad_accumulation", o.grad_accumulation),
                          ("schedule.epochs", s.epochs)):
         if value != AUTO and value < 1:
             raise ConfigError(f"{where} must be at least 1, not {value}")
@@ -300,6 +310,9 @@ def validate(config: TrainConfig) -> None:
                          ("optim.grad_clip", o.grad_clip), ("model.dropout", m.dropout)):
         if value < 0:
             raise ConfigError(f"{where} must not be negative, not {value}")
+    if o.batch_size % o.grad_accumulation:
+        raise ConfigError(f"optim.batch_size {o.batch_size} does not split into "
+                          f"optim.grad_accumulation={o.grad_accumulation} equal micro-batches")
     if o.lr <= 0:
         raise ConfigError(f"optim.lr must be positive, not {o.lr}")
     if not 0 <= s.min_lr_ratio <= 1:

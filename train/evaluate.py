@@ -37,6 +37,7 @@ from train.models.reference_import import load_checked
 from train.plots import draw_confusion
 from train.scores_io import save_scores
 from train.scoring import Scores, score_dataset
+from train.threads import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
         log.warning("%s", warnings[-1])
     config = TrainConfig.from_dict(deep_merge(state["config"], overrides or {}))
     accelerator = make_accelerator(config)
+    apply_threads(config.run.threads, config.data.num_workers)
     data = load_data(config)
     dataset = data.dataset(part, train=False)
     model = (model_builder or build_backbone)(config)

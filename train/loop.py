@@ -14,6 +14,7 @@ sums the named losses it returns. See ``docs/training.md``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.schedule import build_scheduler
 from train.scoring import score_dataset
+from train.threads import ThreadPlan, apply_threads
 from train.tracking import RunTracking
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ MODEL_FILE = "model.json"         # the backbone, its parameters and FLOPs per s
 # keys that may change when a run is resumed: they do not change what is learned
 RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
                     "run.eval_every_epochs", "run.log_with", "run.log_every_steps",
-                    "schedule.epochs")
+                    "schedule.epochs", "model.impl", "run.threads")
 
 
 @dataclass
@@ -136,6 +138,9 @@ def make_accelerator(config: TrainConfig, trackers: list | None = None) -> Accel
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
             precision = "no"
+    if precision == "fp16" and not torch.cuda.is_available():
+        # accelerate would quietly train in fp32 instead
+        raise ConfigError("run.mixed_precision=fp16 needs a GPU; on the CPU use bf16 or no")
     handlers = [DistributedDataParallelKwargs(
         find_unused_parameters=config.run.find_unused_parameters)]
     # cpu=True on CPU-only machines lets `accelerate launch`/`torchrun` run several CPU
@@ -151,8 +156,9 @@ class _Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, accelerator: Accelerator,
                  model_builder: ModelBuilder,
                  on_step_end: Callable[[StepState], None] | None,
-                 plan: ObjectivePlan | None, tracking: RunTracking):
+                 plan: ObjectivePlan | None, tracking: RunTracking, threads: ThreadPlan):
         self.config = config
+        self.threads = threads
         self.run_dir = run_dir
         self.acc = accelerator
         self.on_step_end = on_step_end
@@ -169,6 +175,12 @@ class _Trainer:
             raise ConfigError(f"optim.batch_size {config.optim.batch_size} is not divisible "
                               f"by the {processes} processes")
         self.local_batch = config.optim.batch_size // processes
+        accumulation = config.optim.grad_accumulation
+        if self.local_batch % accumulation:
+            raise ConfigError(f"the batch of each process ({self.local_batch}) does not split "
+                              f"into optim.grad_accumulation={accumulation} micro-batches")
+        # the sampler deals out whole batches; the loader cuts each into micro-batches
+        self.micro_batch = self.local_batch // accumulation
         try:
             # (epoch, index) items: persistent workers keep their own copy of the dataset,
             # so the epoch that seeds augmentation must travel with each index
@@ -179,7 +191,7 @@ class _Trainer:
         except ValueError as error:
             raise ConfigError(str(error)) from error
         workers = config.data.num_workers
-        self.loader = DataLoader(self.train_set, batch_size=self.local_batch,
+        self.loader = DataLoader(self.train_set, batch_size=self.micro_batch,
                                  sampler=self.sampler, num_workers=workers,
                                  collate_fn=collate_samples, generator=torch.Generator(),
                                  pin_memory=accelerator.device.type == "cuda",
@@ -322,30 +334,37 @@ class _Trainer:
         total_batches = self.sampler.num_batches()
         self.epoch_started = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
-        bar = tqdm(self.loader, total=total_batches, initial=skip,
+        bar = tqdm(total=total_batches, initial=skip,
                    desc=f"epoch {epoch + 1}/{cfg.schedule.epochs}", leave=False,
                    disable=not (cfg.run.progress and self.acc.is_main_process))
         self.module.train()
-        for batch in bar:
+        accumulation = cfg.optim.grad_accumulation
+        remaining = len(self.sampler)              # samples this process has left this epoch
+        micro_batches = math.ceil(remaining / self.micro_batch)
+        step_sums: list[dict[str, float]] = []     # per micro-batch: summed losses, samples
+        waiting_since = time.perf_counter()
+        for index, batch in enumerate(self.loader):
+            self.totals["data_wait_s"] = self.totals.get("data_wait_s", 0.0) \
+                + time.perf_counter() - waiting_since
+            position = index % accumulation
+            step_samples = min(self.local_batch, remaining - (index - position) * self.micro_batch)
+            ends_step = position == accumulation - 1 or index == micro_batches - 1
             batch = send_to_device(batch, self.acc.device, non_blocking=True)
-            out = self.module(batch)
-            loss = sum(out.losses.values())
-            values = self._step_stats(out, batch, loss, epoch)   # the step's one host sync
-            self.acc.backward(loss)
-            if cfg.optim.grad_clip > 0:
-                self.acc.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step_in_epoch += 1
-            self.global_step += 1
-            if not bar.disable and self.step_in_epoch % 10 == 0:
-                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.4g}")
-            self.tracking.log_step(self.global_step, values)
-            every = cfg.run.checkpoint_every_steps
-            if every and self.global_step % every == 0 and self.step_in_epoch < total_batches:
-                self.save_last()
-            if self.on_step_end is not None:
-                self.on_step_end(StepState(epoch, self.step_in_epoch, self.global_step, values))
+            # gradients are all-reduced once per optimizer step, on its last micro-batch
+            with contextlib.nullcontext() if ends_step else self.acc.no_sync(self.module):
+                out = self.module(batch)
+                loss = sum(out.losses.values())
+                step_sums.append(self._step_stats(out, batch, loss, epoch))   # one host sync
+                share = batch["label"].shape[0] / step_samples
+                # the step's loss is the mean over its samples, as without accumulation
+                self.acc.backward(loss if share == 1.0 else loss * share)
+            if ends_step:
+                samples = max(sum(sums["n"] for sums in step_sums), 1)
+                values = {name: sum(sums[name] for sums in step_sums) / samples
+                          for name in step_sums[0] if name != "n"}
+                step_sums = []
+                self._optimizer_step(epoch, values, total_batches, bar, lr)
+            waiting_since = time.perf_counter()
         bar.close()
         self.scheduler.step()
         self.epoch = epoch + 1
@@ -362,9 +381,30 @@ class _Trainer:
         self._update_best(metrics)
         self.save_last()
 
+    def _optimizer_step(self, epoch: int, values: dict[str, float], total_batches: int,
+                        bar: tqdm, lr: float) -> None:
+        cfg = self.config
+        if cfg.optim.grad_clip > 0:
+            self.acc.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_in_epoch += 1
+        self.global_step += 1
+        bar.update(1)
+        if not bar.disable and self.step_in_epoch % 10 == 0:
+            bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.4g}")
+        self.tracking.log_step(self.global_step, values)
+        every = cfg.run.checkpoint_every_steps
+        if every and self.global_step % every == 0 and self.step_in_epoch < total_batches:
+            self.save_last()
+        if self.on_step_end is not None:
+            self.on_step_end(StepState(epoch, self.step_in_epoch, self.global_step, values))
+
     def _step_stats(self, out, batch: dict[str, Any], loss: torch.Tensor,
                     epoch: int) -> dict[str, float]:
-        """Add the step's loss and hit counts to the epoch totals; stop on a NaN/inf loss.
+        """Add a (micro-)batch's loss and hit counts to the epoch totals and return its
+        losses summed over its samples and its sample count ``n`` (all processes); stop on
+        a NaN/inf loss.
 
         One tensor holds everything (non-finite flag, weighted losses, hits, count), so a
         step costs one reduce across processes and one device-to-host transfer.
@@ -387,9 +427,7 @@ class _Trainer:
         names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
         for name, value in zip(names, stats):
             self.totals[name] = self.totals.get(name, 0.0) + value
-        n = max(stats[3], 1)
-        return {"loss": stats[0] / n,
-                **{name: value / n for name, value in zip(names[4:], stats[4:])}}
+        return {"n": stats[3], "loss": stats[0], **dict(zip(names[4:], stats[4:]))}
 
     def _stop_non_finite(self, local_loss: float, batch: dict[str, Any], epoch: int) -> None:
         hint = ("lower optim.lr or lengthen schedule.warmup_epochs, set optim.grad_clip, or "
@@ -414,6 +452,10 @@ class _Trainer:
             "train_top1": t.get("top1", 0.0) / n, "train_top5": t.get("top5", 0.0) / n,
             "train_samples": int(t.get("n", 0)), "time_s": round(elapsed, 3),
             "train_samples_per_s": round(t.get("n", 0.0) / max(elapsed, 1e-9), 2),
+            # share of the epoch's wall time this process waited for the DataLoader
+            "data_wait_s": round(t.get("data_wait_s", 0.0), 3),
+            "data_wait_share": round(t.get("data_wait_s", 0.0) / max(elapsed, 1e-9), 4),
+            "threads": self.threads.main,
             "global_step": self.global_step,
         }
         every = self.config.run.eval_every_epochs
@@ -492,7 +534,8 @@ def _summary(metrics: dict[str, Any]) -> str:
         if f"{part}_top1" in metrics:
             parts.append(f"{part} top1 {100 * metrics[f'{part}_top1']:.2f}% "
                          f"top5 {100 * metrics[f'{part}_top5']:.2f}%")
-    parts.append(f"{metrics['time_s']:.1f}s")
+    parts.append(f"{metrics['time_s']:.1f}s, {metrics['train_samples_per_s']:.1f} samples/s, "
+                 f"data wait {100 * metrics['data_wait_share']:.0f}%")
     return " | ".join(parts)
 
 
@@ -510,10 +553,11 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
     config = prepare_run_dir(run_dir, config)
     tracking = RunTracking(config.run.log_with, run_dir, config.run.log_every_steps)
     accelerator = make_accelerator(config, tracking.trackers)
+    threads = apply_threads(config.run.threads, config.data.num_workers)
     # built before the run dir is written: a run that cannot start (data, model.init_from)
     # leaves no config.yaml behind, so it can be retried with other options
     trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
-                       on_step_end, objective_plan, tracking)
+                       on_step_end, objective_plan, tracking, threads)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / CONFIG_FILE, config.to_yaml())

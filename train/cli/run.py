@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from train.cli.common import user_errors_exit
-from train.config import MODALITIES, load_yaml, resolve_config
+from train.config import MIXED_PRECISION, MODALITIES, load_yaml, resolve_config
 from train.presets import PRESETS
 
 
@@ -49,13 +49,22 @@ from train.presets import PRESETS
                    "installed one), or a comma-separated list of tensorboard, wandb, mlflow; "
                    "same as --set run.log_with=... [default: the config's, auto]. W&B runs "
                    "offline unless WANDB_MODE is set.")
+@click.option("--mixed-precision", type=click.Choice(MIXED_PRECISION), default=None,
+              help="Mixed precision through accelerate; same as --set "
+                   "run.mixed_precision=... (default: the config's, auto: bf16 or fp16 on "
+                   "a GPU, no on the CPU; fp16 needs a GPU).")
+@click.option("--threads", default=None, metavar="auto|N",
+              help="Torch threads of each training process; same as --set run.threads=... "
+                   "(default: the config's, auto: this process's share of the free cores "
+                   "less one per DataLoader worker; see docs/training.md).")
 @click.option("--print-config", is_flag=True,
               help="Print the resolved config as YAML and exit without training.")
 @user_errors_exit
 def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         overrides: tuple[str, ...], workdir: Path | None, modality: str | None,
         init_from: Path | None, mmcl: bool, no_fam: bool, no_frm: bool, skip_missing: bool,
-        log_with: str | None, print_config: bool) -> None:
+        log_with: str | None, mixed_precision: str | None, threads: str | None,
+        print_config: bool) -> None:
     """Train into RUN_DIR; if RUN_DIR already holds a run, resume it where it stopped.
 
     A new run needs a preset or a config file (and a WORKDIR). RUN_DIR receives
@@ -77,6 +86,11 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
         shortcuts.setdefault("objective", {})["name"] = "mmcl"
     if log_with is not None:
         shortcuts.setdefault("run", {})["log_with"] = log_with
+    if mixed_precision is not None:
+        shortcuts.setdefault("run", {})["mixed_precision"] = mixed_precision
+    if threads is not None:
+        shortcuts.setdefault("run", {})["threads"] = int(threads) if threads.isdigit() \
+            else threads
     for flag, option, value in ((no_fam, "fam", False), (no_frm, "frm", False),
                                 (skip_missing, "skip_missing", True)):
         if flag:
