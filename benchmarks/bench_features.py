@@ -8,10 +8,15 @@ canvas), then in the same run and on the same model:
 - the wall time of a re-run with nothing left to do (the model is not loaded);
 - rgb-features the same way.
 
-Tiny random models by default (offline); ``--model``/``--encoder`` take a real hub id or
-directory, ``--device cuda`` a GPU::
+Tiny random models by default (offline); ``--full-size`` builds random models with the
+published shapes offline (BLIP VQA from the default ``BlipConfig``, as
+Salesforce/blip-vqa-base; ResNet-50 from the default ``ResNetConfig``, as
+microsoft/resnet-50); ``--model``/``--encoder`` take a real hub id or directory,
+``--device cuda`` a GPU::
 
     python benchmarks/bench_features.py
+    python benchmarks/bench_features.py --full-size --device cuda --samples 256 \\
+        --batch-size 32
     python benchmarks/bench_features.py --model Salesforce/blip-vqa-base \\
         --encoder microsoft/resnet-50 --device cuda --samples 256 --batch-size 32
 """
@@ -36,7 +41,8 @@ from data_manifest.workdir import Workdir
 from pipeline.manifest_builder import build_manifest
 from pipeline.stages.llm_features import DEFAULT_QUESTIONS, cache_llm_features
 from pipeline.stages.rgb_features import cache_rgb_features
-from pipeline.synthetic.tiny_models import make_tiny_models
+from pipeline.synthetic.tiny_models import (make_tiny_blip_vqa, make_tiny_models,
+                                            make_tiny_resnet)
 
 
 def make_workdir(root: Path, samples: int, shard_size: int, size: int) -> Workdir:
@@ -63,6 +69,32 @@ def make_workdir(root: Path, samples: int, shard_size: int, size: int) -> Workdi
                 writer.add(sample.id, {"image": buffer.getvalue(),
                                        "size": np.array([size, size], np.int32)})
     return workdir
+
+
+def make_full_size_models(directory: Path, layers: int | None = None) -> dict[str, Path]:
+    """Random-weight BLIP VQA (default ``BlipConfig``: ViT-B/16 at 384 px and a BERT-base
+    text model with blip-vqa-base's vocabulary size) and ResNet-50 (default
+    ``ResNetConfig``, 1000 labels). Tokenizer and processors come from the tiny builders;
+    the tokenizer's ids all fit the full vocabulary. ``layers`` cuts every transformer
+    and ResNet stage to that depth (a quick CPU smoke test of the same code)."""
+    from transformers import (BertTokenizer, BlipConfig, BlipForQuestionAnswering,
+                              ResNetConfig, ResNetForImageClassification)
+    blip = make_tiny_blip_vqa(directory / "blip-vqa", image_size=384)
+    tokenizer = BertTokenizer.from_pretrained(blip)
+    config = BlipConfig()
+    text, vision = config.text_config, config.vision_config
+    text.bos_token_id = tokenizer.bos_token_id
+    text.pad_token_id = tokenizer.pad_token_id
+    text.sep_token_id = tokenizer.sep_token_id
+    if layers:
+        text.num_hidden_layers = vision.num_hidden_layers = layers
+    torch.manual_seed(0)
+    BlipForQuestionAnswering(config).save_pretrained(blip)
+    resnet = make_tiny_resnet(directory / "resnet", image_size=224)
+    depths = [layers] * 4 if layers else ResNetConfig().depths
+    ResNetForImageClassification(ResNetConfig(num_labels=1000, depths=depths)
+                                 ).save_pretrained(resnet)
+    return {"blip-vqa": blip, "resnet": resnet}
 
 
 def timed(function, **kwargs) -> float:
@@ -94,6 +126,11 @@ def compare(name, function, workdir, samples, batch_size, repeats, **kwargs):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="VLM hub id or directory [default: tiny BLIP VQA]")
+    parser.add_argument("--full-size", action="store_true",
+                        help="random BLIP VQA and ResNet-50 with the published shapes")
+    parser.add_argument("--layers", type=int,
+                        help="with --full-size: depth of every transformer/ResNet stage "
+                             "[default: the published one]")
     parser.add_argument("--encoder", help="image encoder [default: tiny ResNet]")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto")
@@ -113,10 +150,13 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tiny = None
-        if not (args.model and args.encoder):
-            tiny = make_tiny_models(root / "models")
-        model = args.model or str(tiny["blip-vqa"])
-        encoder = args.encoder or str(tiny["resnet"])
+        if args.full_size:
+            built = make_full_size_models(root / "models", args.layers)
+            print(f"full-size random models built (layers: {args.layers or 'published'})")
+        elif not (args.model and args.encoder):
+            built = tiny = make_tiny_models(root / "models")
+        model = args.model or str(built["blip-vqa"])
+        encoder = args.encoder or str(built["resnet"])
         workdir = make_workdir(root / "bench", args.samples, args.shard_size, args.image_size)
         print(f"{args.samples} temporal images {args.image_size}x{args.image_size}, shards of "
               f"{args.shard_size}, device {args.device}, {torch.get_num_threads()} CPU "

@@ -3,6 +3,7 @@
 Compared in float64, where reordered sums differ by ~1e-15, so a tolerance of 1e-9 leaves
 no room for a changed formula: outputs, the global feature, every parameter's gradient
 and the batch-norm running statistics after a training step, and outputs in eval mode.
+On a machine with a GPU the main comparisons run there too.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from train.models.ctrgcn import CTRGCN
 from train.models.ctrgcn_fast import FastCTRGCN
 from train.models.reference_import import load_reference_weights
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 CASES = {   # name: (layout, joints, persons, frames); 21 frames: odd lengths at the strides
     "ntu": ("ntu", 25, 2, 21),
     "nw-ucla": ("nw-ucla", 20, 1, 16),
 }
 
 
-def _pair(case: str, dtype=torch.float64) -> tuple[CTRGCN, CTRGCN]:
+def _pair(case: str, dtype=torch.float64, device: str = "cpu") -> tuple[CTRGCN, CTRGCN]:
     """A reference model in a used-looking state (alpha != 0, batch-norm affine and
     running statistics away from their initial values, the latter averaged over a few
     batches so eval-mode activations keep their scale) and a fast one with its weights."""
@@ -50,13 +52,13 @@ def _pair(case: str, dtype=torch.float64) -> tuple[CTRGCN, CTRGCN]:
             module.momentum = 0.1
     fast = build_model(num_classes=7, layout=layout, num_persons=persons, impl="fast")
     fast.to(dtype).load_state_dict(reference.state_dict())
-    return reference, fast
+    return reference.to(device), fast.to(device)
 
 
-def _input(case: str, batch: int = 3, dtype=torch.float64) -> torch.Tensor:
+def _input(case: str, batch: int = 3, dtype=torch.float64, device: str = "cpu") -> torch.Tensor:
     _, joints, persons, frames = CASES[case]
     return torch.randn(batch, 3, frames, joints, persons, dtype=dtype,
-                       generator=torch.Generator().manual_seed(1))
+                       generator=torch.Generator().manual_seed(1)).to(device)
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, scale: float | None = None) -> None:
@@ -64,12 +66,13 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, scale: float | None = N
     torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-9 * max(scale, 1e-12))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
-def test_training_step_matches_the_reference(case):
-    reference, fast = _pair(case)
+def test_training_step_matches_the_reference(case, device):
+    reference, fast = _pair(case, device=device)
     assert type(fast) is FastCTRGCN
-    x = _input(case)
-    labels = torch.tensor([0, 3, 6])
+    x = _input(case, device=device)
+    labels = torch.tensor([0, 3, 6], device=device)
     results = {}
     for name, model in (("reference", reference), ("fast", fast)):
         model.train()
@@ -93,10 +96,11 @@ def test_training_step_matches_the_reference(case):
             assert torch.equal(value, expected[key]), key
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", CASES)
-def test_eval_mode_matches_the_reference(case):
-    reference, fast = _pair(case)
-    x = _input(case)
+def test_eval_mode_matches_the_reference(case, device):
+    reference, fast = _pair(case, device=device)
+    x = _input(case, device=device)
     with torch.no_grad():
         expected = reference.eval().forward_features(x)
         actual = fast.eval().forward_features(x)
@@ -172,12 +176,13 @@ def test_other_batch_norms_run_as_modules(training):
                reference.l5.tcn1.branches[0][1].running_var)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("training", [True, False])
-def test_bf16_autocast_is_as_accurate_as_the_reference(training):
-    x = _input("nw-ucla", dtype=torch.float32)
+def test_bf16_autocast_is_as_accurate_as_the_reference(training, device):
+    x = _input("nw-ucla", dtype=torch.float32, device=device)
 
     def relative_error(model: nn.Module, exact: torch.Tensor) -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             out = model.train(training)(x)
         if training:
             out.float().sum().backward()
@@ -185,7 +190,7 @@ def test_bf16_autocast_is_as_accurate_as_the_reference(training):
         out = out.detach().float()
         return float((out - exact).norm() / exact.norm())
 
-    reference, fast = _pair("nw-ucla", dtype=torch.float32)
+    reference, fast = _pair("nw-ucla", dtype=torch.float32, device=device)
     with torch.no_grad():
         exact = copy.deepcopy(reference).train(training)(x)
     reference_error = relative_error(reference, exact)

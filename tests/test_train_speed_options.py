@@ -154,3 +154,42 @@ def test_fp16_on_the_cpu_is_refused(workdir, tmp_path):
         pytest.skip("a GPU is present: fp16 is allowed")
     with pytest.raises(ConfigError, match="fp16 needs a GPU"):
         loop.make_accelerator(tiny_config(workdir, overrides=["run.mixed_precision=fp16"]))
+
+
+def test_cli_options_reach_the_config(workdir, tmp_path):
+    from click.testing import CliRunner
+
+    from train.cli.main import cli
+    args = ["run", str(tmp_path / "run"), "--preset", "nw-ucla", "--workdir", str(workdir),
+            "--print-config"]
+    result = CliRunner().invoke(cli, args + ["--mixed-precision", "bf16", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert "mixed_precision: bf16" in result.output and "threads: 2" in result.output
+    assert "impl: fast" in result.output
+    result = CliRunner().invoke(cli, args + ["--threads", "none"])
+    assert result.exit_code == 2 and "run.threads must be auto or a positive number" \
+        in result.output
+
+
+@pytest.mark.slow
+def test_bf16_training_of_the_fast_ctrgcn_through_the_cli(workdir, tmp_path):
+    """A new process: accelerate keeps one precision per process."""
+    import json
+    import subprocess
+    import sys
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "run", str(run_dir), "--preset", "nw-ucla",
+         "--workdir", str(workdir), "--mixed-precision", "bf16", "--threads", "1",
+         "--set", "model.num_classes=3", "--set", "data.window=16", "--set", "data.repeat=1",
+         "--set", "data.num_workers=0", "--set", "optim.batch_size=12",
+         "--set", "optim.grad_accumulation=2", "--set", "schedule.epochs=1",
+         "--set", "schedule.warmup_epochs=0", "--set", "run.progress=false"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert line["threads"] == 1 and line["global_step"] == 3
+    assert 0 <= line["test_top1"] <= 1 and line["loss"] == line["loss"]   # finite, not NaN
+    state = load_checkpoint(checkpoint_path(run_dir, "last"))
+    assert state["model_info"]["impl"] == "fast"
+    assert state["config"]["run"]["mixed_precision"] == "bf16"
