@@ -176,6 +176,25 @@ def test_other_batch_norms_run_as_modules(training):
                reference.l5.tcn1.branches[0][1].running_var)
 
 
+def test_cumulative_average_batch_norms_match():
+    """``momentum=None`` (running averages over all batches so far) is left to each
+    module, whose batch count decides the average."""
+    reference, fast = _pair("nw-ucla")
+    for model in (reference, fast):
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = None
+    with torch.no_grad():
+        for seed in range(2):
+            x = torch.randn(3, 3, 16, 20, 1, dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(seed))
+            _close(fast.train()(x), reference.train()(x))
+    expected = reference.state_dict()
+    for key, value in fast.state_dict().items():
+        if value.is_floating_point():
+            _close(value, expected[key], max(1.0, expected[key].abs().max().item()))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("training", [True, False])
 def test_bf16_autocast_is_as_accurate_as_the_reference(training, device):

@@ -19,7 +19,8 @@ forward pass reorders the same math:
 Batch norms are merged only when they are plain ``nn.BatchNorm2d`` with equal settings;
 others (e.g. ``SyncBatchNorm`` after ``convert_sync_batchnorm``) run module by module, so
 their own forward (and synchronisation) is kept. Running statistics are written back to
-the original modules.
+the original modules. The blocks' own ``forward`` methods are not called, so forward
+hooks on them fire only with the reference implementation.
 """
 
 from __future__ import annotations
@@ -84,9 +85,12 @@ def _bn_scale_shift(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _plain(bns: Sequence[nn.Module]) -> bool:
+    """Plain batch norms with one exponential-average momentum (``momentum=None``, the
+    cumulative average, depends on each module's batch count: left to the module)."""
     first = bns[0]
     return all(type(bn) is nn.BatchNorm2d and bn.affine and bn.track_running_stats
-               and bn.eps == first.eps and bn.momentum == first.momentum for bn in bns)
+               and bn.momentum is not None and bn.eps == first.eps
+               and bn.momentum == first.momentum for bn in bns)
 
 
 def _foldable(bns: Sequence[nn.Module]) -> bool:
@@ -113,7 +117,7 @@ def batch_norm(x: torch.Tensor, bns: Sequence[nn.Module]) -> torch.Tensor:
         var = torch.cat([bn.running_var for bn in bns])
     training = first.training
     out = F.batch_norm(x.reshape(1, x.shape[0], -1), mean, var, weight, bias, training,
-                       first.momentum or 0.0, first.eps)
+                       first.momentum, first.eps)
     if training:
         with torch.no_grad():
             widths = [bn.num_features for bn in bns]
@@ -260,7 +264,7 @@ class FastCTRGCN(CTRGCN):
         for unit in (self.l1, self.l2, self.l3, self.l4, self.l5,
                      self.l6, self.l7, self.l8, self.l9, self.l10):
             x = block(unit, x)
-        feature = x.flatten(2).mean(2).view(-1, n, self.num_persons).mean(2).t()
+        feature = x.flatten(2).mean(2).view(-1, n, self.num_persons).mean(2).t().contiguous()
         logits = self.fc(self.drop_out(feature))
         return logits, feature
 
