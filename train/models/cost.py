@@ -4,6 +4,9 @@ FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward
 evaluation mode: convolutions, matrix products and einsums (which run as matrix products),
 a multiply-add counted as 2 FLOPs. Normalisation, activations and other elementwise work
 are not counted, as usual in the papers' tables (they quote multiply-adds, half of this).
+The count is of the implementation that runs: ``model.impl=fast`` may compute the same
+result with fewer (CTR-GCN's fast path: about 15 % fewer; ``impl="reference"`` gives the
+published computation's count).
 """
 
 from __future__ import annotations
