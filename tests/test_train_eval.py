@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from train.checkpoint import checkpoint_path, load_checkpoint, resolve_checkpoint
+from train.checkpoint import (checkpoint_path, load_checkpoint, resolve_checkpoint,
+                              save_checkpoint)
 from train.cli.main import cli
 from train.evaluate import evaluate_run
 from train.errors import CheckpointError
@@ -58,6 +59,29 @@ def test_eval_on_the_validation_part_and_bad_checkpoints(run, tmp_path):
     assert all(not i.endswith("_v03") for i in load_scores(tmp_path / "v/scores.npz")[0].ids)
     with pytest.raises(CheckpointError, match="missing.pt does not exist"):
         evaluate_run(run, checkpoint=str(tmp_path / "missing.pt"), model_builder=tiny_builder)
+
+
+def test_checkpoint_without_config_falls_back_to_the_run_config(run, tmp_path):
+    """Regression: a checkpoint without a 'config' entry crashed eval with a bare KeyError."""
+    payload = load_checkpoint(checkpoint_path(run, "last"))
+    del payload["config"]
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, payload)
+    result = evaluate_run(run, checkpoint=str(bare), output_dir=tmp_path / "out",
+                          model_builder=tiny_builder)
+    expected = evaluate_run(run, checkpoint="last", output_dir=tmp_path / "last",
+                            model_builder=tiny_builder)
+    np.testing.assert_array_equal(result.scores.scores, expected.scores.scores)
+    # no config entry and no config.yaml beside it: say what is missing
+    elsewhere = tmp_path / "not-a-run"
+    elsewhere.mkdir()
+    with pytest.raises(CheckpointError, match="holds no 'config' entry and .* has no "
+                                              "config.yaml"):
+        evaluate_run(elsewhere, checkpoint=str(bare), model_builder=tiny_builder)
+    del payload["model"]
+    save_checkpoint(bare, payload)
+    with pytest.raises(CheckpointError, match="holds no 'model' entry"):
+        evaluate_run(run, checkpoint=str(bare), model_builder=tiny_builder)
 
 
 def test_best_chosen_on_validation_is_the_default(run, tmp_path):

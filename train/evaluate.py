@@ -33,6 +33,7 @@ from train.files import write_text_atomic
 from train.loop import make_accelerator
 from train.metrics import confusion_matrix, per_class_accuracy
 from train.modeling import ModelBuilder, build_backbone
+from train.models.load_run import checkpoint_config, checkpoint_weights
 from train.models.reference_import import load_checked
 from train.plots import draw_confusion
 from train.scores_io import save_scores
@@ -83,13 +84,14 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
     if chosen_on == "test" and part == "test":
         warnings.append(TEST_SELECTED_WARNING.format(path=path))
         log.warning("%s", warnings[-1])
-    config = TrainConfig.from_dict(deep_merge(state["config"], overrides or {}))
+    recorded = checkpoint_config(state, run_dir, path)
+    config = TrainConfig.from_dict(deep_merge(recorded.to_dict(), overrides or {}))
     accelerator = make_accelerator(config)
     apply_threads(config.run.threads, config.data.num_workers)
     data = load_data(config)
     dataset = data.dataset(part, train=False)
     model = (model_builder or build_backbone)(config)
-    load_checked(model, state["model"], f"the model in {path}")
+    load_checked(model, checkpoint_weights(state, path), f"the model in {path}")
     model.to(accelerator.device)
     scores = score_dataset(model, dataset, accelerator,
                            batch_size=config.optim.test_batch_size,

@@ -50,6 +50,34 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
         raise ConfigError(f"{path}: {error}") from error
 
 
+def checkpoint_config(payload: dict, run_dir: str | Path, path: Path) -> TrainConfig:
+    """The config a checkpoint was trained with: its ``config`` entry, else the run's
+    ``config.yaml`` (e.g. a checkpoint file written by other tools into the run)."""
+    recorded = payload.get("config")
+    if recorded is None:
+        if not (Path(run_dir) / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{path} holds no 'config' entry and {run_dir} has no "
+                                  f"{CONFIG_FILE} to fall back on: the run's settings are "
+                                  "unknown; evaluate it from its own run directory")
+        log.info("%s has no config entry; using %s", path, Path(run_dir) / CONFIG_FILE)
+        return read_run_config(run_dir)
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"{path}: its 'config' entry is a {type(recorded).__name__}, "
+                              "not a mapping")
+    try:
+        return TrainConfig.from_dict(recorded)
+    except ConfigError as error:
+        raise CheckpointError(f"{path}: its 'config' entry is not a valid config "
+                              f"({error})") from error
+
+
+def checkpoint_weights(payload: dict, path: Path) -> dict:
+    """The backbone state dict of a trainer checkpoint, or a clear error naming the file."""
+    if payload.get("model") is None:
+        raise CheckpointError(f"{path} holds no 'model' entry (the backbone weights)")
+    return unwrap_state_dict({"model": payload["model"]}, str(path))
+
+
 def load_run(run_dir: str | Path, checkpoint: str | Path = "auto",
              impl: str | None = None) -> LoadedRun:
     """The run's backbone with the chosen checkpoint's weights, in eval mode; ``impl``
@@ -73,8 +101,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path = "auto",
                                 for key, value in expected.items() if recorded[key] != value)
         raise CheckpointError(f"{path} was not made by this run's model ({differences})")
     model = build_backbone(config)
-    load_checked(model, unwrap_state_dict({"model": payload.get("model")}, str(path)),
-                 source=str(path))
+    load_checked(model, checkpoint_weights(payload, path), source=str(path))
     names = payload.get("class_names")
     if not (isinstance(names, list) and len(names) == config.model.num_classes):
         names = None
