@@ -20,6 +20,13 @@ Frames where every person is all zeros (padding) are removed, persons without an
 dropped, and the persons left are padded with zero persons up to the reading's
 ``max_persons`` (a file with more keeps its first ``max_persons`` persons with data).
 Colour-image coordinates exist only for ``.skeleton`` files; other formats give NaN.
+
+A single-actor sample's empty person slots follow the reading's ``absent_actor``: zeros, or
+a copy of the actor's joints (CTR-GCN's NTU120 rule). Single-actor means what the reference
+means: for NTU files, denoising kept exactly one body (several non-overlapping bodies merged
+into actor 1 leave actor 2 empty, as there); for arrays, one person holds data. The copy is
+only in ``joints``: its ``color_xy`` stays NaN and ``num_actors`` stays 1, so frame crops
+and person counts still see one person.
 """
 
 from __future__ import annotations
@@ -103,15 +110,28 @@ def load_skeleton_sample(path: str | os.PathLike, reading: SkeletonReading | str
                   "frame_index": result.frame_index, "source_frames": result.source_frames,
                   "num_actors": result.num_actors}
         values = _pad_persons(values, reading.max_persons)
+        single = sum(len(bodies) for bodies in result.actor_bodies) == 1
     elif kind == "nw-ucla":
         values = _from_array(read_nw_ucla_json(path)[:, None], path, reading.max_persons,
                              translate=True)
     else:
         values = _from_array(read_array(path, kind, stored), path, reading.max_persons,
                              translate=False)
+    if kind != "ntu":   # arrays: one person holds data
+        single = values["num_actors"] == 1
     values = _fit(values, reading, path)
+    if reading.absent_actor == "copy" and single:
+        values["joints"] = _copy_lone_actor(values["joints"])
     assert set(values) == set(SKELETON_FIELDS)
     return values
+
+
+def _copy_lone_actor(joints: np.ndarray) -> np.ndarray:
+    """The one person slot with data repeated into the empty slots (joints only)."""
+    present = np.flatnonzero(np.any(joints != 0, axis=(0, 2, 3)))
+    filled = joints.copy()
+    filled[:] = joints[:, present[0]][:, None]
+    return filled
 
 
 def _fit(values: dict[str, Any], reading: SkeletonReading, path: str) -> dict[str, Any]:

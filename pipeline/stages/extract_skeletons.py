@@ -3,7 +3,8 @@
 Fields per sample: :data:`data_manifest.schemas.SKELETON_FIELDS`. The cache spec's params
 are the WORKDIR's :class:`~data_manifest.formats.reading.SkeletonReading` (dataset, layout
 and joint mapping, channels, persons per sample, NTU denoising settings with their
-version), so a change of any of them makes the old cache stale instead of silently reused.
+version, the absent-actor rule), so a change of any of them makes the old cache stale
+instead of silently reused.
 
 Own data (csv) needs a skeleton layout; its channels and persons per sample are taken from
 the files when ``pipeline manifest`` was not given them: a survey reads every file first
@@ -97,10 +98,15 @@ def skeleton_spec(workdir: Workdir, reading: SkeletonReading | None = None) -> C
 def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
                       overwrite: bool = False, retry_failures: bool = False,
                       progress: bool = True, shard_indices: Iterable[int] | None = None,
-                      cache_name: str = DEFAULT_CACHE_NAME, rebuild: bool = False
-                      ) -> StageResult:
+                      cache_name: str = DEFAULT_CACHE_NAME, rebuild: bool = False,
+                      absent_actor: str | None = None) -> StageResult:
     """Build (or finish) ``WORKDIR/cache/skeletons/<cache_name>``; see :func:`run_stage`
-    (which also says how several processes share the work)."""
+    (which also says how several processes share the work).
+
+    ``absent_actor``: ``zeros`` or ``copy`` for the empty slots of single-actor samples
+    (None: the dataset's rule, ``copy`` for NTU120 and ``zeros`` otherwise, as CTR-GCN;
+    see :mod:`data_manifest.formats.reading`).
+    """
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
     dataset_info(workdir.dataset)     # a WORKDIR of an unknown dataset fails here
@@ -108,6 +114,8 @@ def extract_skeletons(workdir: Workdir | str | os.PathLike, *, jobs: int = 1,
         raise DataError(f"no sample of {workdir.path} has a skeleton file: {POSES_HINT} "
                         "(`pipeline run --poses` runs it instead of extract-skeletons)")
     reading = stage_reading(workdir, progress)
+    if absent_actor is not None:
+        reading = dataclasses.replace(reading, absent_actor=absent_actor)
     return run_stage(workdir, skeleton_spec(workdir, reading), ExtractSkeletons(reading),
                      cache_name=cache_name, jobs=jobs, overwrite=overwrite,
                      retry_failures=retry_failures, shard_indices=shard_indices,
