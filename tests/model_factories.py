@@ -60,11 +60,13 @@ def is_buffer_key(name: str) -> bool:
 
 def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
                  checkpoints: tuple[str, ...] = ("best", "last"), window: int | None = 16,
-                 data: dict | None = None, **model_overrides) -> Path:
+                 data: dict | None = None, skeletons: dict | None = None,
+                 **model_overrides) -> Path:
     """A run directory like the trainer writes: config.yaml + checkpoints/{best,last}.pt
     with a randomly initialised backbone (BN statistics perturbed so eval mode matters).
     ``window`` (frames) is small by default to keep tests fast; None keeps the preset's.
-    ``data``: more ``data`` settings (e.g. the WORKDIR)."""
+    ``data``: more ``data`` settings (e.g. the WORKDIR); ``skeletons``: the skeleton cache
+    params the checkpoints record (none by default)."""
     from train.checkpoint import FORMAT, VERSION, checkpoint_path, save_checkpoint
     from train.config import resolve_config
     from train.modeling import build_backbone, model_info
@@ -95,5 +97,5 @@ def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
             "format": FORMAT, "version": VERSION, "kind": which,
             "model": model.state_dict(), "model_info": model_info(config), "objective": {},
             "config": config.to_dict(), "class_names": None, "epoch": 1, "best": None,
-            "metrics": None})
+            "metrics": None, **({"skeletons": skeletons} if skeletons else {})})
     return run_dir

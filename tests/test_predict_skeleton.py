@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from data_manifest.classes import NTU60_CLASSES, NW_UCLA_CLASSES
 from data_manifest.errors import DataError
 from data_manifest.formats.load import load_skeleton_sample
+from data_manifest.formats.reading import SkeletonReading
 from model_factories import (NTU_SKELETON, SHARED, make_run_dir,
                              single_thread)  # noqa: F401 (single_thread: autouse)
 from train.checkpoint import load_checkpoint, save_checkpoint
@@ -29,10 +31,11 @@ def ntu_run(tmp_path_factory):
     return make_run_dir(tmp_path_factory.mktemp("ntu"), preset="ntu60-xsub")
 
 
-def _manual_logits(run_dir, skeleton, dataset):
-    """What predict must compute: the cache reader, the test feeder, the model."""
+def _manual_logits(run_dir, skeleton, reading):
+    """What predict must compute: the cache reader (``reading``: a SkeletonReading or a
+    dataset name), the test feeder, the model."""
     run = load_run(run_dir)
-    sample = load_skeleton_sample(skeleton, dataset)
+    sample = load_skeleton_sample(skeleton, reading)
     x = torch.from_numpy(transform_for_inference(sample["joints"], run.config)[None])
     with torch.no_grad():
         return run.model(x)[0].double().numpy()
@@ -79,6 +82,30 @@ def test_exported_model_predicts_like_the_run(ntu_run, tmp_path):
                                    [item.logit for item in from_run.top], rtol=1e-4,
                                    atol=1e-4)
         assert [item.name for item in exported.top] == [item.name for item in from_run.top]
+
+
+@pytest.mark.parametrize("recorded", [None, "zeros", "copy"])
+def test_predict_applies_the_absent_actor_rule_of_the_runs_skeleton_cache(tmp_path, recorded):
+    # the real sample has one actor: an NTU120 cache copies it into slot 2 by default
+    def reading(rule):
+        return dataclasses.replace(SkeletonReading.for_dataset("ntu120"), absent_actor=rule)
+
+    run = make_run_dir(tmp_path, preset="ntu120-xsub", checkpoints=("last",),
+                       skeletons=reading(recorded).params() if recorded else None)
+    rule = recorded or "copy"          # nothing recorded (e.g. an imported run): NTU120's
+    other = "zeros" if rule == "copy" else "copy"
+    expected = _manual_logits(run, NTU_SKELETON, reading(rule))
+    assert not np.allclose(expected, _manual_logits(run, NTU_SKELETON, reading(other)),
+                           atol=1e-3)
+    models = [run]
+    if recorded == "zeros":            # an export carries the rule (the default is copy)
+        models.append(export_run(run, tmp_path / "export", check_batch=2).out_dir)
+    for model in models:
+        prediction = predict_file(model, NTU_SKELETON, top_k=120)
+        assert prediction.persons == 1
+        logits = np.zeros(120)
+        logits[[item.label for item in prediction.top]] = [item.logit for item in prediction.top]
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_predict_nw_ucla_json(tmp_path):

@@ -80,11 +80,14 @@ def make_workdir(root: Path, *, dataset: str = "nw-ucla", num_classes: int = 3,
                  per_class_view: int = 4, frames: tuple[int, int] = (20, 40),
                  shard_size: int = 16, seed: int = 0, failed: Iterable[str] = (),
                  skip_shards: Iterable[int] = (), with_skeletons: bool = True,
-                 nan_ids: Iterable[str] = ()) -> Path:
+                 nan_ids: Iterable[str] = (), skeleton_params: dict | None = None,
+                 cache_name: str = "default") -> Path:
     """A WORKDIR with a manifest and (unless ``with_skeletons=False``) a skeleton cache.
 
     ``failed``: ids recorded as failed by the skeleton stage; ``skip_shards``: shards never
-    written (an unfinished stage); ``nan_ids``: samples whose joints hold NaN.
+    written (an unfinished stage); ``nan_ids``: samples whose joints hold NaN;
+    ``skeleton_params``: the cache's spec params (other params: another fingerprint);
+    ``cache_name``: the skeleton cache's name (an existing one is replaced).
     """
     root = Path(root)
     if dataset == "nw-ucla":
@@ -98,9 +101,9 @@ def make_workdir(root: Path, *, dataset: str = "nw-ucla", num_classes: int = 3,
     if not with_skeletons:
         return root
     workdir = Workdir(root)
-    spec = workdir.spec(schemas.SKELETONS, {"synthetic": True})
-    cache = workdir.cache_dir(schemas.SKELETONS)
-    cache.prepare(spec)
+    spec = workdir.spec(schemas.SKELETONS, skeleton_params or {"synthetic": True})
+    cache = workdir.cache_dir(schemas.SKELETONS, cache_name)
+    cache.prepare(spec, overwrite=True)
     rng = np.random.default_rng(seed)
     failed, skip_shards, nan_ids = set(failed), set(skip_shards), set(nan_ids)
     joints_count = LAYOUTS[layout].num_joints

@@ -4,7 +4,8 @@ Layout of a run directory::
 
     RUN_DIR/config.yaml              the resolved config (resuming reads it back)
     RUN_DIR/metrics.jsonl            one line per epoch
-    RUN_DIR/data.json                samples per split part, samples left out and why
+    RUN_DIR/data.json                samples per split part, samples left out and why,
+                                     the skeleton cache the run is bound to
     RUN_DIR/init.json                what ``model.init_from`` loaded and left fresh (if set)
     RUN_DIR/trackers.json            experiment trackers used and their run ids
                                      (``train.tracking``); TensorBoard: RUN_DIR/tensorboard/
@@ -31,6 +32,10 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``class_names``  list of class names, or None
 ``skeletons``    the params of the skeleton cache it trained on (layout, joint mapping,
                  channels, persons: how ``train predict`` reads a new file), or absent
+``skeleton_cache``  the skeleton cache the run reads: ``{"stage", "name", "workdir",
+                 "path", "fingerprint", "spec"}``, recorded when the run starts; resuming and
+                 ``train eval`` refuse that cache once it was rebuilt
+                 (``train.cache_binding``). Absent in older checkpoints.
 ``epoch``        completed epochs when it was written
 ``metrics``      the metrics line of that epoch (best) or the last one (last), or None
 ``best``         ``{"metric", "value", "epoch", "selected_on"}`` so far, or None

@@ -478,14 +478,19 @@ def class_map_spec(spec: str | dict) -> str | dict:
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     """``key: old -> new`` for every leaf that differs."""
+    return mapping_differences(old.to_dict(), new.to_dict())
+
+
+def mapping_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``dotted.key: old -> new`` for every leaf of two nested mappings that differs."""
     differences: list[str] = []
 
     def walk(a: Any, b: Any, prefix: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
             for key in sorted(set(a) | set(b)):
                 walk(a.get(key), b.get(key), f"{prefix}{key}.")
         elif a != b:
             differences.append(f"{prefix.rstrip('.')}: {a!r} -> {b!r}")
 
-    walk(old.to_dict(), new.to_dict(), "")
+    walk(old, new, "")
     return differences

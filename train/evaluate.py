@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from train.cache_binding import binding_problem, same_cache
 from train.checkpoint import (TEST_SELECTED_WARNING, global_step_of, load_checkpoint,
                               resolve_checkpoint, selected_on)
 from train.config import TrainConfig, deep_merge
 from train.data.dataset import PARTS, load_data
-from train.errors import TrainError
+from train.errors import CheckpointError, TrainError
 from train.files import write_text_atomic
 from train.loop import make_accelerator
 from train.metrics import confusion_matrix, per_class_accuracy
@@ -67,13 +68,18 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
                  output_dir: str | os.PathLike | None = None,
                  overrides: dict[str, Any] | None = None,
                  model_builder: ModelBuilder | None = None,
-                 progress: bool = False) -> EvalResult:
+                 progress: bool = False,
+                 accept_skeletons: str | None = None) -> EvalResult:
     """Score ``part`` (train, val or test; test-time transform) with a run's checkpoint.
 
     ``checkpoint``: ``auto`` (best if it was chosen on a validation part, else last),
     ``best``, ``last`` or a path (see ``train.checkpoint.resolve_checkpoint``).
     ``overrides`` (nested dict) change the recorded config, e.g.
     ``{"data": {"workdir": other}}`` to test on another WORKDIR of the same layout.
+
+    The run's own skeleton cache (same WORKDIR and cache name) must be the one the
+    checkpoint recorded (see :mod:`train.cache_binding`); a cache rebuilt since is refused
+    unless ``accept_skeletons`` gives its new fingerprint.
     """
     if part not in PARTS:
         raise TrainError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
@@ -89,6 +95,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
     accelerator = make_accelerator(config)
     apply_threads(config.run.threads, config.data.num_workers)
     data = load_data(config)
+    skeletons = data.skeleton_record()
+    warnings += _check_skeletons(state.get("skeleton_cache"), skeletons, path, accept_skeletons)
     dataset = data.dataset(part, train=False)
     model = (model_builder or build_backbone)(config)
     load_checked(model, checkpoint_weights(state, path), f"the model in {path}")
@@ -112,9 +120,36 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
                                              "global_step": global_step_of(state),
                                              "selected_on": chosen_on,
                                              "workdir": config.data.workdir,
+                                             "skeleton_cache": {
+                                                 key: skeletons[key] for key in
+                                                 ("name", "path", "fingerprint")},
                                              "modality": config.data.modality})
     accelerator.wait_for_everyone()
     return result
+
+
+def _check_skeletons(recorded: dict[str, Any] | None, current: dict[str, Any], path: Path,
+                     accept: str | None) -> list[str]:
+    """Refuse the run's own skeleton cache if it changed since ``path`` was trained on it
+    (warnings for an accepted change); another WORKDIR or cache is the user's choice."""
+    if accept is not None and accept != current["fingerprint"]:
+        raise TrainError(f"the skeleton cache {current['path']} has fingerprint "
+                         f"{current['fingerprint']}, not {accept} as accepted")
+    if not recorded or not same_cache(recorded, current):
+        return []
+    problem = binding_problem(recorded, current, str(path))
+    if problem is None:
+        return []
+    if accept is None:
+        raise CheckpointError(
+            f"{problem}. Its scores would not describe the data the run was trained and "
+            "tested on. Rebuild the cache with the settings the run used (before each "
+            "'->'), evaluate another "
+            "WORKDIR (--workdir) or cache (--set data.skeleton_cache=NAME), start a new run, "
+            f"or score this cache anyway with --accept-skeletons {current['fingerprint']}")
+    message = f"scored on a changed skeleton cache, as accepted: {problem}"
+    log.warning("%s", message)
+    return [message]
 
 
 def _write_reports(result: EvalResult, class_names: list[str], info: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from train import checkpoint as ckpt
+from train.cache_binding import check_binding
 from train.config import TrainConfig, absolute_paths, config_differences, load_yaml
 from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, fit_to_data, load_data
@@ -166,6 +167,7 @@ class _Trainer:
         set_seed(config.run.seed)
         self.plan = plan or build_objective(config)
         self.data: DataBundle = load_data(config, self.plan.extras, self.plan.skip_missing)
+        self.skeleton_cache = self.data.skeleton_record()
         self.class_names = self.data.class_names
         self.train_set = self.data.dataset("train")
         self.eval_sets = {part: self.data.dataset(part) for part in ("val", "test")
@@ -234,7 +236,7 @@ class _Trainer:
                 "objective_inputs": self.plan.inputs,
                 "config": self.config.to_dict(), "class_names": self.class_names,
                 "skeletons": dict(self.data.reader.spec.params),
-                "epoch": self.epoch, "best": self.best}
+                "skeleton_cache": self.skeleton_cache, "epoch": self.epoch, "best": self.best}
 
     def save_last(self) -> None:
         self.acc.wait_for_everyone()
@@ -274,6 +276,10 @@ class _Trainer:
         if not path.is_file():
             return False
         state = ckpt.load_checkpoint(path)
+        check_binding(state.get("skeleton_cache"), self.skeleton_cache, str(path),
+                      "Resume with the skeleton cache the run started with (rebuild it with "
+                      "the settings before each '->'), or start a new run directory (model.init_from "
+                      "can start it from these weights)")
         load_checked(self.unwrapped.backbone, state["model"], f"the model in {path}")
         check = getattr(self.unwrapped.objective, "check_checkpoint", None)
         if check is not None:   # e.g. MMCL: refuse weights built for other feature caches
@@ -558,20 +564,24 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *,
     # leaves no config.yaml behind, so it can be retried with other options
     trainer = _Trainer(config, run_dir, accelerator, model_builder or build_backbone,
                        on_step_end, objective_plan, tracking, threads)
+    # a resume that is refused (e.g. a rebuilt skeleton cache) leaves the run's records as
+    # they were
+    resumed = trainer.resume()
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / CONFIG_FILE, config.to_yaml())
         split = trainer.data.split
         summary = {"workdir": config.data.workdir, "protocol": config.data.protocol,
                    "train": len(split.train), "val": len(split.val), "test": len(split.test),
-                   "skipped": split.skipped, "data": trainer.data.facts.describe()}
+                   "skipped": split.skipped, "data": trainer.data.facts.describe(),
+                   "skeleton_cache": trainer.skeleton_cache}
         write_text_atomic(run_dir / DATA_FILE,
                           json.dumps(summary, indent=2, sort_keys=True) + "\n")
         if trainer.init is not None:
             write_text_atomic(run_dir / INIT_FILE,
                               json.dumps(trainer.init, indent=2, sort_keys=True) + "\n")
     accelerator.wait_for_everyone()
-    if trainer.resume() and trainer.epoch >= config.schedule.epochs:
+    if resumed and trainer.epoch >= config.schedule.epochs:
         log.info("%s already finished %d epochs", run_dir, trainer.epoch)
     if accelerator.is_main_process:
         _record_model_cost(trainer.unwrapped.backbone, config, run_dir)

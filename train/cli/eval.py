@@ -55,18 +55,26 @@ from train.transfer import PAD_CHOICES
                    "run with FRM and a target llm-features cache made as the run's.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a value of the run's config, e.g. --set data.num_workers=0.")
+@click.option("--accept-skeletons", metavar="FINGERPRINT", default=None,
+              help="Score the run's own skeleton cache although it was rebuilt since the "
+                   "run trained on it (give its new fingerprint, as the refusal prints it); "
+                   "by default such a cache is refused.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @user_errors_exit
 def eval_command(run_dir: Path, checkpoint: str, part: str | None, output: Path | None,
                  workdir: Path | None, class_map: str | None, protocol: str | None,
                  joint_map: str | None, pad_persons: str, refine: bool,
-                 overrides: tuple[str, ...], no_progress: bool) -> None:
+                 overrides: tuple[str, ...], accept_skeletons: str | None,
+                 no_progress: bool) -> None:
     """Evaluate a run's checkpoint and write metrics.json, per_class.csv, confusion.csv,
     confusion.png and scores.npz (sample ids with per-class scores)."""
     changes: dict = {}
     for text in overrides:
         changes = deep_merge(changes, parse_override(text))
     if class_map is not None:
+        if accept_skeletons is not None:
+            raise click.UsageError("--accept-skeletons applies to the run's own skeleton "
+                                   "cache, not to --class-map's other WORKDIR")
         _transfer(run_dir, checkpoint, part, output, workdir, class_map, protocol, joint_map,
                   pad_persons, refine, changes, not no_progress)
         return
@@ -84,7 +92,8 @@ def eval_command(run_dir: Path, checkpoint: str, part: str | None, output: Path 
     if workdir is not None:
         changes = deep_merge(changes, {"data": {"workdir": str(workdir.resolve())}})
     result = evaluate_run(run_dir, checkpoint=checkpoint, part=part, output_dir=output,
-                          overrides=changes, progress=not no_progress)
+                          overrides=changes, progress=not no_progress,
+                          accept_skeletons=accept_skeletons)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"{part}: top-1 {100 * result.top1:.2f}%, top-5 {100 * result.top5:.2f}% "

@@ -27,6 +27,7 @@ from data_manifest.sample import Sample
 from data_manifest.splits import select
 from data_manifest.store import CacheReader
 from data_manifest.workdir import Workdir
+from train.cache_binding import cache_record
 from train.config import TrainConfig, model_layout, unresolved
 from train.data.feeders import Feeder, build_feeder
 from train.data.fit import DataFacts, check_fits, fill_auto, fill_protocol, read_facts
@@ -187,6 +188,11 @@ class DataBundle:
         """The WORKDIR's class names for the model's classes ([] if it has none)."""
         names = self.facts.class_names or ()
         return list(names[:self.config.model.num_classes]) if names else []
+
+    def skeleton_record(self) -> dict[str, Any]:
+        """The identity of the skeleton cache read here (see :mod:`train.cache_binding`)."""
+        return cache_record(self.workdir, schemas.SKELETONS, self.config.data.skeleton_cache,
+                            self.reader)
 
     def dataset(self, part: str, train: bool | None = None) -> SkeletonDataset:
         """The dataset of one part; training augmentation (and repeat) on ``train`` only."""

@@ -22,6 +22,7 @@ from torch import nn
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
 from data_manifest.schemas import LLM_FEATURES, RGB_FEATURES
+from train.cache_binding import fingerprint_change
 from train.config import TrainConfig, check_cache_names
 from train.errors import CheckpointError, ConfigError, TrainError
 from train.mmcl.contrastive import DEFAULT_TAU
@@ -219,8 +220,7 @@ class MMCLObjective(nn.Module):
             for name, old, new in zip(names, saved_prints.tolist(),
                                       self.feature_fingerprints.tolist()):
                 if old != new and any(old) and any(new):
-                    problems.append(f"{name}: {where} was trained on fingerprint "
-                                    f"{_hex(old)}, the cache is now {_hex(new)}")
+                    problems.append(fingerprint_change(name, where, _hex(old), _hex(new)))
         if problems:
             raise CheckpointError("the co-learning features differ from the ones the run was "
                                   "trained with: " + "; ".join(problems) + ". Use the caches "
