@@ -11,6 +11,8 @@ Layout of a run directory::
                                      (``train.tracking``); TensorBoard: RUN_DIR/tensorboard/
     RUN_DIR/model.json               the backbone (build arguments), its parameter count and
                                      FLOPs per sample at the run's input shape
+    RUN_DIR/import.json              ``train import`` only: the published file the weights
+                                     came from and its sha256 (see ``train.import_checkpoint``)
     RUN_DIR/checkpoints/last.pt      full training state, rewritten every epoch (and every
                                      ``run.checkpoint_every_steps`` steps)
     RUN_DIR/checkpoints/best.pt      weights of the best epoch so far (no optimizer state)
@@ -19,7 +21,8 @@ Layout of a run directory::
 Both ``.pt`` files are ``torch.save`` dicts of plain types and tensors only, so they load
 with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 
-``format`` (``"mmcl-train-checkpoint"``), ``version`` (1), ``kind`` (``"last"``/``"best"``)
+``format`` (``"mmcl-train-checkpoint"``), ``version`` (1), ``kind`` (``"last"``/``"best"``,
+                 or ``"imported"``: weights written by ``train import`` as ``last.pt``)
 ``model``        backbone ``state_dict`` (no ``module.`` prefix), what export/predict load
 ``model_info``   ``train.models.build_model`` arguments: name, num_classes, layout,
                  num_persons, in_channels, dropout, options, impl (how it was computed;
@@ -43,6 +46,8 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
                  chosen on. A best chosen on the test set overstates test accuracy, so
                  ``auto`` (the default of eval, export and predict) takes it only when it
                  was chosen on a validation part (``data.val_fraction > 0``).
+``imported``     ``imported`` only: ``{"source", "sha256", "preset", "tensors"}``; no
+                 training state, ``epoch``/``best``/``metrics`` are None
 ``last`` only:   ``optimizer``, ``scheduler``, ``scaler`` (state dicts or None),
                  ``position`` ``{"epoch", "step_in_epoch", "global_step", "totals",
                  "processes", "elapsed_s"}`` (resume point: completed epochs and steps
@@ -72,6 +77,7 @@ log = logging.getLogger(__name__)
 FORMAT = "mmcl-train-checkpoint"
 VERSION = 1
 CONFIG_FILE = "config.yaml"
+IMPORT_FILE = "import.json"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_CHOICES = ("auto", "best", "last")
 

@@ -29,7 +29,7 @@ from train.checkpoint import (TEST_SELECTED_WARNING, global_step_of, load_checkp
                               resolve_checkpoint, selected_on)
 from train.config import TrainConfig, deep_merge
 from train.data.dataset import PARTS, load_data
-from train.errors import CheckpointError, TrainError
+from train.errors import CheckpointError, ConfigError, TrainError
 from train.files import write_text_atomic
 from train.loop import make_accelerator
 from train.metrics import confusion_matrix, per_class_accuracy
@@ -92,6 +92,10 @@ def evaluate_run(run_dir: str | os.PathLike, *, checkpoint: str = "auto", part: 
         log.warning("%s", warnings[-1])
     recorded = checkpoint_config(state, run_dir, path)
     config = TrainConfig.from_dict(deep_merge(recorded.to_dict(), overrides or {}))
+    if not config.data.workdir:
+        imported = " (imported weights record none)" if state.get("kind") == "imported" else ""
+        raise ConfigError(f"no WORKDIR to score: {run_dir}'s config has no data.workdir"
+                          f"{imported}; give one with --workdir")
     accelerator = make_accelerator(config)
     apply_threads(config.run.threads, config.data.num_workers)
     data = load_data(config)

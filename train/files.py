@@ -7,6 +7,7 @@ readers see the old file or the new one, never a truncated one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -31,3 +32,12 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     data = text.encode("utf-8")
     return write_atomic(path, lambda handle: handle.write(data))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in blocks: checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -15,7 +15,6 @@ sums the named losses it returns. See ``docs/training.md``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -38,7 +37,7 @@ from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, fit_to_data, load_data
 from train.data.sampler import EpochSampler
 from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
-from train.files import write_text_atomic
+from train.files import sha256_of, write_text_atomic
 from train.modeling import ModelBuilder, build_backbone, model_info
 from train.models.cost import model_cost
 from train.models.graph import layout_by_name_or_joints
@@ -97,6 +96,11 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> T
     """
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
+    if (run_dir / ckpt.IMPORT_FILE).is_file():
+        raise ConfigError(f"{run_dir} holds weights imported with `train import`, not a "
+                          "training run: it cannot be resumed. Fine-tune them in a new run: "
+                          f"train run NEW_RUN_DIR ... --init-from "
+                          f"{ckpt.checkpoint_path(run_dir, 'last')}")
     if config is not None:
         config = fit_to_data(absolute_paths(config))
     if path.is_file():
@@ -508,17 +512,9 @@ def _init_backbone(backbone: torch.nn.Module, config: TrainConfig,
     report = init.report
     log.info("initialised the backbone from %s (%d tensors; left fresh: %s)",
              report.source, len(report.loaded), ", ".join(report.skipped) or "none")
-    return {"init_from": report.source, "sha256": _sha256(Path(report.source)),
+    return {"init_from": report.source, "sha256": sha256_of(report.source),
             "loaded": len(report.loaded), "skipped": report.skipped,
             "ignored": report.ignored, **init.record()}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _record_model_cost(backbone: torch.nn.Module, config: TrainConfig, run_dir: Path) -> None:

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "plot": "train.cli.plot:plot_command",
     "export": "train.cli.export:command",
     "predict": "train.cli.predict:command",
+    "import": "train.cli.import_checkpoint:command",
 }
 
 
