@@ -78,6 +78,7 @@ def test_exported_model_runs_without_the_project_code(ucla_export):
 
 
 @pytest.mark.slow
+@pytest.mark.onnx
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the [onnx] extra (onnx, onnxscript, onnxruntime)")
 def test_onnx_round_trip_gives_the_eager_logits(ucla_run, tmp_path):
     import onnxruntime
