@@ -3,8 +3,12 @@
 # (every `name>=version` becomes `name==version`, see scripts/min_requirements.py) into
 # separate virtualenvs and run the tests with them.
 #
-#   1. install_requires + [test] -> the fast tests (pytest -m "not slow")   .venv-min
+#   1. install_requires + [test,mat,trackers,video] -> the fast tests      .venv-min
+#      (pytest -m "not slow")
 #   2. the same + [onnx], whose torch floor is higher -> the ONNX tests      .venv-min-onnx
+#
+# [poses] is left out: MediaPipe installs outside pip's resolver (scripts/setup.sh) and its
+# tests skip without it.
 #
 # Old torch releases exist on PyPI only as CUDA builds: step 1 downloads about 3.5 GB
 # (they run fine on a CPU). MIN_PYTHON picks the interpreter of step 1 (default: a
@@ -36,11 +40,11 @@ install_floors() {
 }
 
 start=$SECONDS
-install_floors .venv-min "$MIN_PYTHON" test
+install_floors .venv-min "$MIN_PYTHON" test mat trackers video
 .venv-min/bin/python -m pytest -q -p no:cacheprovider -m "not slow" "$@"
 echo "lowest versions, fast tests: $((SECONDS - start)) s"
 
 start=$SECONDS
-install_floors .venv-min-onnx "$MIN_ONNX_PYTHON" test onnx
+install_floors .venv-min-onnx "$MIN_ONNX_PYTHON" test mat trackers video onnx
 .venv-min-onnx/bin/python -m pytest -q -p no:cacheprovider -m onnx "$@"
 echo "lowest versions, ONNX tests: $((SECONDS - start)) s"
