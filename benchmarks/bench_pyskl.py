@@ -6,7 +6,9 @@ M x T x 25 x 3, 1-2 persons, 40-150 frames). Each step runs in a fresh child pro
 reports its wall time and peak RSS, next to a baseline measured in the same run:
 
 - ``load``: the restricted unpickler vs plain ``pickle.load`` of the same file (the
-  restriction's cost: the ratio should be near 1; both hold the whole file in memory);
+  restriction's cost: it is Python's pure-Python unpickler with checked opcodes, so the
+  ratio grows with the number of small objects per byte, about 1-2 for pyskl files; both
+  hold the whole file in memory);
 - ``manifest``: ``pipeline manifest pyskl`` (load, checks, one array file per sample),
   samples/s and peak RSS relative to the file size;
 - ``skeletons``: ``extract-skeletons -j JOBS`` on the array files (the pickle is never

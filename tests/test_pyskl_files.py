@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import pickle
 import pickletools
 import re
+import subprocess
+import sys
 import warnings
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from data_manifest.errors import DataError
 from data_manifest.formats.pyskl import read_pyskl
+from data_manifest.formats import safe_pickle
 from data_manifest.formats.safe_pickle import StreamedList, dump_portable, load_data_pickle
 from pipeline.manifest_builder import build_manifest
 from pyskl_factories import (NUMPY1_FILE, RunsACommand, coco_2d_content, ntu_3d_content,
                              write_pickle)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _globals(data: bytes) -> set[str]:
@@ -86,6 +93,100 @@ def test_codecs_encode_is_admitted_for_latin1_bytes_only(tmp_path):
     path.write_bytes(b"\x80\x02c_codecs\nencode\nX\x02\x00\x00\x00abX\x05\x00\x00\x00rot13"
                      b"\x86R.")
     with pytest.raises(DataError, match="refused to load"):
+        load_data_pickle(path)
+
+
+class _ForgedDtype:
+    """Pickles as NumPy pickles a dtype, with a hand-made state."""
+
+    def __init__(self, args, state):
+        self.args, self.state = args, state
+
+    def __reduce__(self):
+        return np.dtype, self.args, self.state
+
+
+class _ArrayOf:
+    """Pickles as NumPy pickles an array (``_reconstruct`` + BUILD), with a forged dtype."""
+
+    def __init__(self, dtype, data, shape=(1,)):
+        self.dtype, self.data, self.shape = dtype, data, shape
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False,
+                                                         self.data)
+
+
+class _ScalarOf:
+    def __init__(self, dtype, data):
+        self.dtype, self.data = dtype, data
+
+    def __reduce__(self):
+        from numpy._core.multiarray import scalar
+        return scalar, (self.dtype, self.data)
+
+
+def _forged_labels():
+    object_field = np.dtype([("a", "O")]).__reduce__()[2]
+    float_field = np.dtype([("a", "f8")]).__reduce__()[2]
+    return {
+        # an object field flagged as holding no objects: repr reads a pointer from data
+        "object-field-without-flag": _ArrayOf(
+            _ForgedDtype(("V8", False, True), object_field[:-1] + (0,)), b"\x41" * 8, ()),
+        # a field at an offset far past the 8-byte item: reads outside the buffer
+        "field-offset-past-the-item": _ArrayOf(
+            _ForgedDtype(("V8", False, True), float_field[:4]
+                         + ({"a": (np.dtype("f8"), 1 << 20)},) + float_field[5:]),
+            b"\x41" * 8),
+        # NumPy raises RuntimeError for a structured scalar
+        "structured-scalar": _ScalarOf(np.dtype([("a", "O")]), b"\x41" * 8),
+        # BUILD on np.dtype('f8') would rewrite the process-wide float64 dtype
+        "shared-dtype-rewritten": _ArrayOf(
+            _ForgedDtype(("f8", False, True), (3, "<", None, None, None, -1, -1, 27)),
+            b"\x00" * 8),
+        "object-array": _ArrayOf(_ForgedDtype(("O8", False, True),
+                                              np.dtype("O").__reduce__()[2]), [None]),
+    }
+
+
+@pytest.mark.parametrize("forgery", sorted(_forged_labels()))
+def test_a_forged_numpy_dtype_is_refused_before_anything_reads_it(tmp_path, forgery):
+    """Run in a child process: before the fix, some of these crashed the interpreter."""
+    content = ntu_3d_content(count=1)
+    content["annotations"][0]["label"] = _forged_labels()[forgery]
+    path = write_pickle(tmp_path / "forged.pkl", content, protocol=2)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "manifest", "pyskl", str(path),
+                           str(tmp_path / "work"), "--split", "xsub"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert f"error: {path}: refused to load this pyskl annotation file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("call", [
+    b"c__builtin__\nbytes\nJ@B\x0f\x00\x85R.",                 # bytes(1_000_000)
+    b"c__builtin__\nbytearray\nJ@B\x0f\x00\x85R.",
+    b"c__builtin__\nlist\nX\x03\x00\x00\x00abc\x85R.",         # list('abc'): one per char
+    b"cnumpy\nndarray\nJ@B\x0f\x00\x85R.",                     # uninitialised memory
+    b"cnumpy\ndtype\n]\x85R."])                               # dtype from a list
+def test_admitted_callables_refuse_arguments_that_are_not_plain_data(tmp_path, call):
+    path = tmp_path / "call.pkl"
+    path.write_bytes(b"\x80\x02" + call)
+    with pytest.raises(DataError, match="in a way plain data never does"):
+        load_data_pickle(path)
+
+
+@pytest.mark.parametrize("error", [RuntimeError("structured scalar"),
+                                   RecursionError("too deep")])
+def test_other_errors_while_loading_name_the_file(tmp_path, monkeypatch, error):
+    path = write_pickle(tmp_path / "file.pkl", ntu_3d_content(count=1))
+
+    def fail(self):
+        raise error
+    monkeypatch.setattr(safe_pickle.DataOnlyUnpickler, "load", fail)
+    with pytest.raises(DataError, match=f"{re.escape(str(path))}: not a readable pickle"):
         load_data_pickle(path)
 
 
