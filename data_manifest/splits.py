@@ -167,6 +167,17 @@ def protocols_for(dataset: str) -> list[str]:
     return [name for name, (datasets, _) in PROTOCOLS.items() if dataset in datasets]
 
 
+def protocols_of(samples: Sequence[Sample]) -> list[str]:
+    """The split protocols that apply to these samples (a WORKDIR's): its dataset's fixed
+    ones, or for pyskl data one per pair of its split lists."""
+    if not samples:
+        return []
+    dataset = samples[0].dataset
+    if dataset == PYSKL:
+        return [pyskl_protocol(name) for name in pyskl_splits_of(samples)]
+    return protocols_for(dataset)
+
+
 def split_counts(samples: Iterable[Sample], protocol: str) -> dict[str, int]:
     """Samples per part of ``protocol``: ``train`` and ``test``, plus ``none`` for CSV
     samples without a split value and pyskl samples in neither list of the pair."""
@@ -185,9 +196,7 @@ def describe_splits(samples: Sequence[Sample]) -> list[str]:
         return []
     lines = []
     dataset = samples[0].dataset
-    protocols = [pyskl_protocol(name) for name in pyskl_splits_of(samples)] \
-        if dataset == PYSKL else protocols_for(dataset)
-    for protocol in protocols:
+    for protocol in protocols_of(samples):
         counts = split_counts(samples, protocol)
         if counts["train"] + counts["test"] == 0:
             continue

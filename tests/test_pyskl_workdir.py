@@ -84,6 +84,11 @@ def test_ntu_3d_data_round_trips_import_export_import(tmp_path):
     second = _import(tmp_path / "out.pkl", tmp_path / "two", split="xsub")
     _assert_same_caches(first, second)
 
+    listed = CliRunner().invoke(pipeline_cli, ["split", str(first.path), "--protocol",
+                                               "pyskl-xview", "--part", "test"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.split() == content["split"]["xview_val"]
+
     export_pyskl(first, tmp_path / "xview.pkl", protocols=["pyskl-xview"], progress=False)
     with open(tmp_path / "xview.pkl", "rb") as handle:
         assert pickle.load(handle)["split"] == {name: content["split"][name]

@@ -90,7 +90,11 @@ def test_pipeline_split_lists_a_part_in_manifest_order(ntu120_workdir):
     assert ids == [s.id for s in select(ntu_samples("ntu120"), "ntu120-xsub", "test")]
     wrong = CliRunner().invoke(cli, ["split", str(ntu120_workdir), "--protocol",
                                      "ntu60-xsub", "--part", "test"])
-    assert wrong.exit_code == 2 and "is for ntu60 data, not 'ntu120'" in wrong.output
+    assert wrong.exit_code == 2 and ("split protocol 'ntu60-xsub' does not apply to "
+                                     f"{ntu120_workdir} (ntu120 data); its protocols: "
+                                     "ntu120-xsub, ntu120-xset") in wrong.output
+    default = CliRunner().invoke(cli, ["split", str(ntu120_workdir), "--part", "test"])
+    assert default.output == result.output       # ntu120-xsub: the dataset's first
 
 
 def test_the_manifest_summary_shows_the_split_counts(tmp_path):
