@@ -34,7 +34,8 @@ from data_manifest.formats.reading import SkeletonReading
 from data_manifest.layouts import LAYOUTS, JointMapping, Layout, load_joint_map, load_layout
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
-from data_manifest.store import (CACHE_ROOT, CacheDir, CacheReader, CacheSpec, ShardPlan,
+from data_manifest.store import (CACHE_ROOT, CacheDir, CacheReader, CacheSpec, CacheSurvey,
+                                 ShardPlan,
                                  check_cache_name, is_plain_name, read_shard_token,
                                  write_text_atomic)
 
@@ -165,10 +166,6 @@ class Workdir:
         size = self.info.shard_size
         return self.samples[index * size:(index + 1) * size]
 
-    def shard_of(self, sample_id: str) -> int:
-        position = next(i for i, s in enumerate(self.samples) if s.id == sample_id)
-        return position // self.info.shard_size
-
     @cached_property
     def plan(self) -> ShardPlan:
         return ShardPlan.of_samples([sample.id for sample in self.samples],
@@ -194,12 +191,15 @@ class Workdir:
         return CacheSpec(stage=stage, params=params, manifest_digest=self.info.manifest_digest,
                          upstream=dict(upstream or {}))
 
-    def upstream_tokens(self, spec: CacheSpec, shard_indices: Iterable[int]
+    def upstream_tokens(self, spec: CacheSpec, shard_indices: Iterable[int],
+                        surveys: dict[Path, CacheSurvey] | None = None
                         ) -> dict[int, dict[str, str]]:
         """shard -> {"<stage>/<name>": token} of the upstream shards ``spec`` builds on.
 
         Upstream caches are the keys of ``spec.upstream``; an upstream shard that is
-        missing, damaged or from before tokens existed is left out.
+        missing, damaged or from before tokens existed is left out. Tokens are read from
+        each shard file, or with ``surveys`` (surveys made so far, by cache folder) from
+        the upstream cache's survey, which is made once and added to them.
         """
         tokens: dict[int, dict[str, str]] = {index: {} for index in shard_indices}
         for key in spec.upstream:
@@ -207,8 +207,10 @@ class Workdir:
             if not name:
                 continue
             cache = self.cache_dir(stage, name)
+            surveyed = cache.survey(surveys).tokens() if surveys is not None else None
             for index, found in tokens.items():
-                token = read_shard_token(cache.shard_path(index))
+                token = (surveyed.get(index) if surveyed is not None
+                         else read_shard_token(cache.shard_path(index)))
                 if token is not None:
                     found[key] = token
         return tokens

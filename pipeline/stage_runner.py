@@ -28,8 +28,7 @@ from tqdm.auto import tqdm
 
 from data_manifest.errors import DataError, StaleCacheError
 from data_manifest.sample import Sample
-from data_manifest.store import (CacheDir, CacheSpec, ShardWriter, input_stats,
-                                 read_shard_header, write_text_atomic)
+from data_manifest.store import CacheDir, CacheSpec, ShardWriter, input_stats, write_text_atomic
 from data_manifest.workdir import Workdir
 from pipeline.cache_lock import CacheBusyError, CacheLock, ledger_lock
 from pipeline.stages.distributed import ProcessGroup, current_process_group
@@ -118,12 +117,12 @@ class StageResult:
 
 
 def _write_shard(task: ShardTask, cache_path: str, spec: CacheSpec, shard_index: int,
-                 samples: Sequence[Sample], compression: str | None,
-                 upstream_tokens: dict[str, str]) -> tuple[int, int]:
+                 samples: Sequence[Sample], upstream_tokens: dict[str, str]
+                 ) -> tuple[int, int]:
     cache = CacheDir(cache_path)
     inputs = input_stats(path for sample in samples for name in task.inputs
                          if (path := getattr(sample, name)))
-    writer = ShardWriter(cache.shard_path(shard_index), spec, shard_index, compression,
+    writer = ShardWriter(cache.shard_path(shard_index), spec, shard_index,
                          upstream_tokens=upstream_tokens,
                          planned_ids=[sample.id for sample in samples], inputs=inputs)
     task.run_shard(shard_index, samples, writer)
@@ -148,9 +147,13 @@ def cache_for_writing(cache: CacheDir, spec: CacheSpec, *, overwrite: bool = Fal
     other settings), happen under the exclusive lock; a deletion is refused with
     :class:`~pipeline.cache_lock.CacheBusyError` while another process writes the cache.
     When several processes of one run ``overwrite`` or create the cache at once, one does
-    it and the others find it done.
+    it and the others find it done. Shard files past the WORKDIR's shard plan (left by a
+    plan with more shards: the manifest rebuilt with a larger shard size) are deleted
+    first, under the exclusive lock; while another process writes the cache they are kept,
+    for a later run to delete.
     """
     with CacheLock(cache.path) as lock:
+        _remove_leftover_shards(cache, lock)
         lock.hold_shared()
         if rebuild or not _has_settings(cache, spec):
             try:
@@ -166,6 +169,21 @@ def cache_for_writing(cache: CacheDir, spec: CacheSpec, *, overwrite: bool = Fal
                 lock.hold_shared()
         cache.prepare(spec)     # refuses a cache another run made with other settings
         yield
+
+
+def _remove_leftover_shards(cache: CacheDir, lock: CacheLock) -> None:
+    leftover = cache.leftover_shards()
+    if not leftover:
+        return
+    try:
+        lock.hold_exclusive("delete the shard files past the shard plan of")
+    except CacheBusyError:
+        log.info("%s: %d shard file(s) past the shard plan are kept while another process "
+                 "writes the cache; a later run deletes them", cache.path, len(leftover))
+        return
+    removed = cache.remove_shards(cache.leftover_shards())
+    log.info("%s: deleted %d shard file(s) past the shard plan (made when the manifest had "
+             "more shards)", cache.path, len(removed))
 
 
 def _rebuild_once(cache: CacheDir, spec: CacheSpec, group: ProcessGroup) -> None:
@@ -190,7 +208,7 @@ def _run_shards(calls: list[tuple], jobs: int) -> Iterator[tuple[int, int]]:
 
 def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name: str,
               jobs: int = 1, overwrite: bool = False, retry_failures: bool = False,
-              shard_indices: Iterable[int] | None = None, compression: str | None = None,
+              shard_indices: Iterable[int] | None = None, part: Sequence[int] | None = None,
               progress: bool = True, rebuild: bool = False,
               group: ProcessGroup | None = None) -> StageResult:
     """Build (or finish building) the cache ``spec`` describes, shard by shard.
@@ -202,27 +220,32 @@ def run_stage(workdir: Workdir, spec: CacheSpec, task: ShardTask, *, cache_name:
     whatever its settings and builds it from scratch. Either is refused while another
     process writes the cache. ``group`` (default: from the environment, see
     :mod:`pipeline.stages.distributed`) says which of ``shard_indices`` (default: all)
-    this process takes.
+    this process takes; ``part`` instead: the shards this process takes, already taken
+    from ``group`` (by a stage that needed them first).
     """
     workdir.check_manifest_unchanged()
     group = current_process_group() if group is None else group
     cache = workdir.cache_dir(spec.stage, cache_name)
-    wanted = group.shards(workdir.num_shards, shard_indices)
+    if part is not None and shard_indices is not None:
+        raise ValueError("give run_stage shard_indices or this process's part, not both")
+    wanted = list(part) if part is not None else group.shards(workdir.num_shards,
+                                                               shard_indices)
     if rebuild and group.world_size > 1:
         _rebuild_once(cache, spec, group)
         rebuild = False
     with cache_for_writing(cache, spec, overwrite=overwrite, rebuild=rebuild):
         upstream_tokens = workdir.upstream_tokens(spec, wanted)
-        done = cache.finished_shards(spec, upstream_tokens_by_shard=upstream_tokens)
-        if retry_failures:
-            done = {i for i in done if not read_shard_header(cache.shard_path(i))["failures"]}
+        survey = cache.survey()
+        states = survey.states(spec.fingerprint, upstream_tokens)
+        done = {index for index, reason in states.items() if reason is None
+                and not (retry_failures and survey.headers[index]["failures"])}
         todo = [index for index in wanted if index not in done]
         log.info("%s: %d of %d shard(s) to do in %s%s", spec.stage, len(todo), len(wanted),
                  cache.path, f" ({group.describe()})" if group.world_size > 1 else "")
         written_samples = 0
         if todo:
             calls = [(task, str(cache.path), spec, index, workdir.shard_samples(index),
-                      compression, upstream_tokens[index]) for index in todo]
+                      upstream_tokens[index]) for index in todo]
             with tqdm(total=len(todo), desc=spec.stage, unit="shard", disable=not progress,
                       dynamic_ncols=True) as bar, closing(_run_shards(calls, jobs)) as results:
                 for _, count in results:

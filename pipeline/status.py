@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from data_manifest.schemas import STAGE_ORDER
-from data_manifest.store import INPUTS_CHANGED, OTHER_PLAN, UPSTREAM_REWRITTEN, is_plain_name
+from data_manifest.store import (INPUTS_CHANGED, OTHER_PLAN, UPSTREAM_REWRITTEN, CacheSurvey,
+                                 is_plain_name)
 from data_manifest.workdir import Workdir
 
 
@@ -43,7 +44,8 @@ class CacheStatus:
                      "(re-run the stage to redo them), ")
         if self.other_plan_shards:
             text += (f"{self.other_plan_shards} shard(s) made for another shard plan (the "
-                     "manifest was rebuilt with another shard size; re-run the stage), ")
+                     "manifest was rebuilt with another shard size; re-run the stage to "
+                     "redo them and delete those past the plan), ")
         if self.damaged_shards:
             text += (f"{self.damaged_shards} damaged shard(s) (re-run the stage to rewrite "
                      "them), ")
@@ -67,14 +69,20 @@ class StageStatus:
         return lines
 
 
-def cache_status(workdir: Workdir, stage: str, name: str) -> CacheStatus:
+def cache_status(workdir: Workdir, stage: str, name: str,
+                 surveys: dict[Path, CacheSurvey] | None = None) -> CacheStatus:
+    """One cache's status from one survey of its shard headers (and of its upstream
+    caches' for their tokens); ``surveys``: those made so far in this call, shared."""
+    surveys = {} if surveys is None else surveys
     cache = workdir.cache_dir(stage, name)
     spec = cache.spec()
-    states = list(cache.shard_states(
-        spec, workdir.upstream_tokens(spec, range(workdir.num_shards))).values())
+    survey = cache.survey(surveys)
+    tokens = workdir.upstream_tokens(spec, range(workdir.num_shards), surveys)
+    states = list(survey.states(spec.fingerprint, tokens).values())
     return CacheStatus(stage, name, cache.path, spec.fingerprint, spec.params,
-                       states.count(None), workdir.num_shards, cache.sample_count(spec),
-                       len(cache.failures(spec)), len(cache.damaged_shards()),
+                       states.count(None), workdir.num_shards,
+                       survey.sample_count(spec.fingerprint),
+                       len(survey.failures(spec.fingerprint)), len(survey.damaged),
                        states.count(UPSTREAM_REWRITTEN), states.count(INPUTS_CHANGED),
                        states.count(OTHER_PLAN))
 
@@ -87,7 +95,9 @@ def workdir_status(path) -> tuple[Workdir, list[StageStatus]]:
              if cache_root.is_dir() else [])
     stages = [s for s in STAGE_ORDER if s != "manifest"]
     stages += [s for s in found if s not in stages]
+    surveys: dict[Path, CacheSurvey] = {}
     return workdir, [
         StageStatus(stage, workdir.num_shards,
-                    [cache_status(workdir, stage, name) for name in workdir.cache_names(stage)])
+                    [cache_status(workdir, stage, name, surveys)
+                     for name in workdir.cache_names(stage)])
         for stage in stages]

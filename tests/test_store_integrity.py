@@ -98,11 +98,14 @@ def test_temporary_files_of_other_machines_and_live_writers_are_kept(tmp_path):
     mine_dead = cache.path / f".shard-00001.h5.tmp-{host}-{DEAD_PID}"
     mine_live = cache.path / f".shard-00002.h5.tmp-{host}-{os.getppid()}"
     legacy_dead = cache.path / f".shard-00003.h5.tmp-{DEAD_PID}"
-    for path in (other_host, mine_dead, mine_live, legacy_dead):
+    spec_dead = cache.path / f".spec.json.tmp-{host}-{DEAD_PID}"
+    ledger_dead = cache.path / f".failures.jsonl.tmp-{host}-{DEAD_PID}"
+    for path in (other_host, mine_dead, mine_live, legacy_dead, spec_dead, ledger_dead):
         path.write_bytes(b"half written")
     removed = cache.remove_temporary_files()
-    assert sorted(removed) == sorted([mine_dead, legacy_dead])
+    assert sorted(removed) == sorted([mine_dead, legacy_dead, spec_dead, ledger_dead])
     assert other_host.exists() and mine_live.exists()
+    assert (cache.path / "spec.json").is_file()
 
 
 def test_host_names_with_dashes_parse(tmp_path, monkeypatch):

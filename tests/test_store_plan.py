@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data_manifest.errors import MissingCacheError
+from data_manifest.errors import MissingCacheError, StaleCacheError
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
 from data_manifest.schemas import FRAMES, SKELETONS
-from data_manifest.store import ShardPlan, ShardWriter, read_shard_header
+from data_manifest.store import CacheReader, ShardPlan, ShardWriter, read_shard_header
 from data_manifest.workdir import Workdir, WorkdirInfo
+from pipeline.cache_lock import CacheLock
 from pipeline.cli.main import cli
 from pipeline.stage_runner import PerSampleTask, run_stage
 from pipeline.stages.upstream import open_upstream
@@ -70,11 +71,45 @@ def test_shard_files_past_a_shorter_plan_are_not_read(tmp_path):
     big = _workdir(tmp_path, shard_size=6)
     run_stage(big, spec, Square(), cache_name="default", progress=False)
     cache = big.cache_dir("toy")
-    assert sorted(cache.shard_files()) == [0, 1, 2, 3, 4, 5]   # 2..5 are left-overs
+    assert sorted(cache.shard_files()) == [0, 1]     # 2..5, past the plan, were deleted
     assert cache.finished_shards(spec) == {0, 1}
     assert cache.sample_count(spec) == 12
     reader = big.reader("toy")
     assert reader.shard_indices == [0, 1] and len(reader) == 12
+    status = cache_status(big, "toy", "default")
+    assert (status.shards_done, status.other_plan_shards) == (2, 0)
+    plain = CacheReader(cache.path)                  # no plan (compare_caches reads so)
+    assert plain.shard_indices == [0, 1] and len(plain) == 12
+
+
+def test_shard_files_past_the_plan_are_kept_while_another_process_writes(tmp_path):
+    small = _workdir(tmp_path, shard_size=2)
+    spec = small.spec("toy", {"p": 1})
+    run_stage(small, spec, Square(), cache_name="default", progress=False)
+    big = _workdir(tmp_path, shard_size=6)
+    cache = big.cache_dir("toy")
+    with CacheLock(cache.path) as writer:
+        writer.hold_shared()          # another run writing the cache
+        result = run_stage(big, spec, Square(), cache_name="default", progress=False)
+        assert result.shards_written == 2
+        assert sorted(cache.shard_files()) == [0, 1, 2, 3, 4, 5]
+    run_stage(big, spec, Square(), cache_name="default", progress=False)
+    assert sorted(cache.shard_files()) == [0, 1]
+
+
+def test_a_reader_refuses_a_sample_stored_in_two_shards(tmp_path):
+    small = _workdir(tmp_path, shard_size=2)
+    spec = small.spec("toy", {"p": 1})
+    run_stage(small, spec, Square(), cache_name="default", progress=False)
+    big = _workdir(tmp_path, shard_size=6)
+    with CacheLock(big.cache_dir("toy").path) as writer:
+        writer.hold_shared()
+        run_stage(big, spec, Square(), cache_name="default", progress=False)
+    # without a plan, shard 0 (new plan: x00..x05) and shard 2 (old plan: x04, x05) overlap
+    with pytest.raises(StaleCacheError, match=r"sample x04 is stored twice in the toy cache "
+                                              r".*in shards 0 and 2"):
+        CacheReader(big.cache_dir("toy").path)
+    assert len(big.reader("toy")) == 12               # the WORKDIR's plan reads its own
 
 
 def test_a_shard_holding_fewer_samples_than_planned_is_not_taken(tmp_path):

@@ -1,5 +1,8 @@
 """`pipeline status`: every stage, shards done/total, failures, damaged shards."""
 
+from collections import Counter
+
+import h5py
 import numpy as np
 from click.testing import CliRunner
 
@@ -79,3 +82,25 @@ def test_status_counts_shards_built_from_rewritten_upstream_shards(tmp_path):
     assert (status.stage, status.shards_done, status.outdated_shards) == (FRAMES, 3, 1)
     assert "3/4 shards (incomplete)" in status.line()
     assert "1 shard(s) built from since-rewritten upstream shards" in status.line()
+
+
+def test_status_reads_each_shard_file_once(tmp_path, monkeypatch):
+    """Every count comes from one read of each header (891 per NTU120 cache, not 4x)."""
+    workdir = _workdir(tmp_path)
+    skeletons = workdir.spec(SKELETONS, {"p": 1})
+    run_stage(workdir, skeletons, Values(), cache_name="default", progress=False)
+    frames = workdir.spec(FRAMES, {}, upstream={f"{SKELETONS}/default": skeletons.fingerprint})
+    run_stage(workdir, frames, Doubled(workdir.cache_dir(SKELETONS).path),
+              cache_name="default", progress=False)
+    run_stage(workdir, frames, Doubled(workdir.cache_dir(SKELETONS).path),
+              cache_name="other", progress=False)
+    opened = Counter()
+    real_init = h5py.File.__init__
+
+    def counting(self, name, *args, **kwargs):
+        opened[str(name)] += 1
+        real_init(self, name, *args, **kwargs)
+    monkeypatch.setattr(h5py.File, "__init__", counting)
+    _, stages = workdir_status(tmp_path)
+    assert [c.shards_done for c in stages[1].caches] == [4, 4]
+    assert len(opened) == 12 and set(opened.values()) == {1}

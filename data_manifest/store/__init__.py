@@ -10,6 +10,7 @@ One job per module:
 - :mod:`.plan`: the shard plan, which samples each shard must hold;
 - :mod:`.sources`: what a shard was built from (upstream tokens, input file stats);
 - :mod:`.cachedir`: a cache folder's lifecycle and which shards are finished;
+- :mod:`.survey`: one read of every shard header of a cache, and the counts from it;
 - :mod:`.handles`: the per-process budget of open shard files;
 - :mod:`.reader`: reading samples by id (``CacheReader``).
 """
@@ -23,12 +24,13 @@ from data_manifest.store.names import SPEC_FILE, shard_file_name
 from data_manifest.store.plan import OTHER_PLAN, ShardPlan, plan_digest
 from data_manifest.store.reader import CacheReader
 from data_manifest.store.sources import INPUTS_CHANGED, UPSTREAM_REWRITTEN, input_stats
+from data_manifest.store.survey import CacheSurvey
 from data_manifest.store.spec import (SCHEMA_VERSION, CacheSpec, describe_difference,
                                       fingerprint_of)
 from data_manifest.store.writer import ShardWriter
 
 __all__ = [
-    "CACHE_ROOT", "CacheDir", "CacheReader", "CacheSpec", "HandlePool", "INPUTS_CHANGED",
+    "CACHE_ROOT", "CacheDir", "CacheReader", "CacheSpec", "CacheSurvey", "HandlePool", "INPUTS_CHANGED",
     "LIMIT_ENV", "OTHER_PLAN", "SCHEMA_VERSION", "SPEC_FILE", "ShardPlan", "ShardWriter",
     "UPSTREAM_REWRITTEN", "check_cache_name", "describe_difference", "fingerprint_of",
     "host_name", "input_stats", "is_plain_name", "open_shard_file", "plan_digest", "publish",

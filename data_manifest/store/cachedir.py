@@ -17,17 +17,18 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from data_manifest.cache_names import check_cache_name
 from data_manifest.errors import DamagedShardError, DataError, MissingCacheError, StaleCacheError
-from data_manifest.store.files import host_name, pid_alive, temporary_owner, write_text_atomic
+from data_manifest.store.files import (host_name, pid_alive, sync_directory, temporary_owner,
+                                       write_text_atomic)
 from data_manifest.store.header import read_shard_header
 from data_manifest.store.names import (SHARD_PREFIX, SPEC_FILE, TMP_MARK, shard_file_name,
                                        shard_index_of)
-from data_manifest.store.plan import OTHER_PLAN, ShardPlan
-from data_manifest.store.sources import outdated_reason
+from data_manifest.store.plan import ShardPlan
 from data_manifest.store.spec import CacheSpec, describe_difference
+from data_manifest.store.survey import CacheSurvey
 from data_manifest.store.writer import ShardWriter
 
 CACHE_ROOT = "cache"
@@ -121,15 +122,16 @@ class CacheDir:
         shutil.rmtree(self.path)
 
     def remove_temporary_files(self) -> list[Path]:
-        """Delete shards left half-written by killed writers of *this* machine.
+        """Delete files left half-written by killed writers of *this* machine: shards, the
+        spec and the failures ledger.
 
-        Temporary files are named ``.<shard>.tmp-<host>-<pid>``; those of other hosts
+        Temporary files are named ``.<file>.tmp-<host>-<pid>``; those of other hosts
         (several machines writing one cache on a shared disk) and of live processes here
         are kept. Names from before the host was recorded (``.tmp-<pid>``) count as local.
         """
         removed = []
         here = host_name()
-        for path in sorted(self.path.glob(f".{SHARD_PREFIX}*{TMP_MARK}*")):
+        for path in sorted(self.path.glob(f".*{TMP_MARK}*")):
             host, pid = temporary_owner(path)
             if host and host != here:
                 continue   # another machine's writer: its pid means nothing here
@@ -147,26 +149,52 @@ class CacheDir:
                 files[index] = path
         return files
 
-    def _made_with(self, spec: CacheSpec | None) -> dict[int, dict[str, Any]]:
-        """Headers of the readable shards made with ``spec``'s fingerprint (default: own)."""
-        if not self.exists():
-            return {}
-        fingerprint = (spec or self.spec()).fingerprint
-        headers = {}
+    def leftover_shards(self) -> list[int]:
+        """Indices of shard files past the plan (none without a plan): left by a plan with
+        more shards, they are no part of the cache and no run of a stage rewrites them."""
+        if self.plan is None:
+            return []
+        return [index for index in self.shard_files() if index not in self.plan]
+
+    def remove_shards(self, indices: Iterable[int]) -> list[Path]:
+        """Delete the shard files ``indices``; only with the cache's exclusive lock held
+        (``pipeline.cache_lock``), never under a running writer."""
+        removed = []
+        for index in indices:
+            path = self.shard_path(index)
+            if os.path.lexists(path):
+                path.unlink()
+                removed.append(path)
+        if removed:
+            sync_directory(self.path)
+        return removed
+
+    def survey(self, memo: dict[Path, CacheSurvey] | None = None) -> CacheSurvey:
+        """Every shard file's header, read once (see :mod:`.survey`); ``memo``: surveys
+        already made in this call, by cache folder, to take this one from or add it to."""
+        if memo is not None and self.path in memo:
+            return memo[self.path]
+        found = CacheSurvey(plan=self.plan)
         for index, path in self.shard_files().items():
             try:
-                header = read_shard_header(path)
+                found.headers[index] = read_shard_header(path)
             except DamagedShardError:
-                continue   # not done: the stage rewrites it; damaged_shards() lists it
-            if header["fingerprint"] == fingerprint:
-                headers[index] = header
-        return headers
+                found.damaged.append(index)   # not done: the stage rewrites it
+            except FileNotFoundError:
+                continue                      # deleted since the folder was listed
+        if memo is not None:
+            memo[self.path] = found
+        return found
+
+    def _fingerprint(self, spec: CacheSpec | None) -> str:
+        return (spec or self.spec()).fingerprint
 
     def headers(self, spec: CacheSpec | None = None) -> dict[int, dict[str, Any]]:
         """Headers of the shards that are part of the cache ``spec`` (default: own): made
         with its fingerprint and, with a plan, for that plan."""
-        return {index: header for index, header in self._made_with(spec).items()
-                if self.plan is None or self.plan.matches(index, header)}
+        if not self.exists():
+            return {}
+        return self.survey().part_of_cache(self._fingerprint(spec))
 
     def shard_states(self, spec: CacheSpec | None = None,
                      upstream_tokens_by_shard: Mapping[int, Mapping[str, str]] | None = None
@@ -180,14 +208,9 @@ class CacheDir:
         shard now}; only the upstream caches listed for a shard are compared (an upstream
         shard missing now is left to the stage to report).
         """
-        states: dict[int, str | None] = {}
-        for index, header in self._made_with(spec).items():
-            if self.plan is not None and not self.plan.matches(index, header):
-                states[index] = OTHER_PLAN
-            else:
-                current = (upstream_tokens_by_shard or {}).get(index) or {}
-                states[index] = outdated_reason(header, current)
-        return states
+        if not self.exists():
+            return {}
+        return self.survey().states(self._fingerprint(spec), upstream_tokens_by_shard)
 
     def finished_shards(self, spec: CacheSpec | None = None,
                         upstream_tokens_by_shard: Mapping[int, Mapping[str, str]] | None = None
@@ -198,13 +221,7 @@ class CacheDir:
 
     def damaged_shards(self) -> list[int]:
         """Indices of shard files that cannot be read (a run of the stage rewrites them)."""
-        damaged = []
-        for index, path in self.shard_files().items():
-            try:
-                read_shard_header(path)
-            except DamagedShardError:
-                damaged.append(index)
-        return damaged
+        return self.survey().damaged
 
     def sample_count(self, spec: CacheSpec | None = None) -> int:
         """Samples stored in the shards of the cache ``spec`` (default: own)."""
@@ -212,6 +229,6 @@ class CacheDir:
 
     def failures(self, spec: CacheSpec | None = None) -> list[dict[str, Any]]:
         """Failed samples recorded in the shards of the cache ``spec`` (default: own)."""
-        return [{**failure, "shard": index}
-                for index, header in self.headers(spec).items()
-                for failure in header["failures"]]
+        if not self.exists():
+            return []
+        return self.survey().failures(self._fingerprint(spec))

@@ -44,7 +44,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def sync_directory(path: str | os.PathLike) -> None:
     """Make a rename in ``path`` durable (not possible on every platform: then skipped)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -63,7 +63,7 @@ def publish(tmp: Path, path: Path) -> None:
     loss leaves either the old file or the complete new one, never a truncated one."""
     _fsync_file(tmp)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    sync_directory(path.parent)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -89,10 +89,24 @@ class CacheReader:
             self._index(index, path_, header, None if plan is None else plan.digest(index))
 
     def _index(self, index: int, path: Path, header: dict[str, Any], plan: str | None) -> None:
-        self._shards[index] = _ShardIndex(path, header["sample_ids"], header["failures"],
-                                          header["token"], plan)
+        """Index shard ``index``; a sample another shard (or this one) already stores is
+        refused: one of them was made for another shard plan, or the cache is damaged."""
+        seen: set[str] = set()
+        for sample_id in header["sample_ids"]:
+            found = self._where.get(sample_id)
+            if sample_id in seen or found is not None:
+                raise StaleCacheError(
+                    f"sample {sample_id} is stored twice in the {self.spec.stage} cache at "
+                    f"{self.cache.path}: in shards {index if found is None else found[0]} "
+                    f"and {index}. Shards made for another shard plan (the manifest rebuilt "
+                    "with another shard size) are mixed in: open the cache through its "
+                    "WORKDIR, which reads only the shards of its plan, or re-run the stage, "
+                    "which deletes the others")
+            seen.add(sample_id)
         for position, sample_id in enumerate(header["sample_ids"]):
             self._where[sample_id] = (index, position)
+        self._shards[index] = _ShardIndex(path, header["sample_ids"], header["failures"],
+                                          header["token"], plan)
 
     @property
     def pool(self) -> HandlePool:

@@ -288,4 +288,4 @@ def extract_frames(workdir, *, num_frames: int = 5, crop: str = "skeleton",
         f"{SKELETONS}/{skeleton_cache}"), method, decode_threads)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     rebuild=rebuild, shard_indices=shards, progress=progress, group=group)
+                     rebuild=rebuild, part=shards, progress=progress, group=group)

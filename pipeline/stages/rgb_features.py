@@ -87,4 +87,4 @@ def cache_rgb_features(workdir: str | os.PathLike | Workdir,
                           trust_remote_code=trust_remote_code)
     return run_stage(workdir, plan.spec, task, cache_name=plan.cache_name,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     shard_indices=shards, progress=progress, rebuild=rebuild, group=group)
+                     part=shards, progress=progress, rebuild=rebuild, group=group)

@@ -245,4 +245,4 @@ def stitch(workdir, *, canvas: tuple[int, int] | None = DEFAULT_CANVAS,
     task = StitchTask(params, frames_path, frames_spec.fingerprint)
     return run_stage(workdir, spec, task, cache_name=cache_name, jobs=jobs,
                      overwrite=overwrite, retry_failures=retry_failures,
-                     rebuild=rebuild, shard_indices=shards, progress=progress, group=group)
+                     rebuild=rebuild, part=shards, progress=progress, group=group)
