@@ -21,6 +21,7 @@ with another shard size, old shards are redone, never read as the new shard k.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -34,11 +35,12 @@ from data_manifest.formats.reading import SkeletonReading
 from data_manifest.layouts import LAYOUTS, JointMapping, Layout, load_joint_map, load_layout
 from data_manifest.manifest import manifest_digest, read_manifest
 from data_manifest.sample import Sample
-from data_manifest.store import (CACHE_ROOT, CacheDir, CacheReader, CacheSpec, CacheSurvey,
-                                 ShardPlan,
-                                 check_cache_name, is_plain_name, read_shard_token,
-                                 write_text_atomic)
+from data_manifest.store import (CACHE_ROOT, INPUTS_CHANGED, UPSTREAM_REWRITTEN, CacheDir,
+                                 CacheReader, CacheSpec, CacheSurvey, ShardPlan,
+                                 check_cache_name, is_plain_name, outdated_reason,
+                                 read_shard_token, write_text_atomic)
 
+log = logging.getLogger(__name__)
 WORKDIR_FILE = "workdir.json"
 MANIFEST_FILE = "manifest.jsonl"
 ORPHANS_FILE = "orphans.jsonl"
@@ -218,12 +220,29 @@ class Workdir:
     def reader(self, stage: str, name: str = DEFAULT_CACHE_NAME,
                expect: CacheSpec | None = None) -> CacheReader:
         """Open a cache of this WORKDIR, refusing one made for another manifest; only the
-        shards made for this WORKDIR's shard plan are read."""
-        reader = CacheReader(self.cache_dir(stage, name).path, expect=expect,
-                             expect_stage=stage, plan=self.plan)
+        shards made for this WORKDIR's shard plan are read. Shards that are outdated
+        (built from since-rewritten upstream shards or from input files changed since)
+        are read, with a warning saying how many and what to run."""
+        cache = self.cache_dir(stage, name)
+        tokens: dict[int, dict[str, str]] = {}
+        if cache.exists() and cache.spec().upstream:
+            tokens = self.upstream_tokens(cache.spec(), range(self.num_shards))
+        reader = CacheReader(cache.path, expect=expect, expect_stage=stage, plan=self.plan,
+                             outdated=lambda index, header: outdated_reason(
+                                 header, tokens.get(index, {})))
         if reader.spec.manifest_digest != self.info.manifest_digest:
             raise DataError(
                 f"the {stage} cache {name!r} was made for another manifest "
                 f"({reader.spec.manifest_digest[:12]}, this WORKDIR has "
                 f"{self.info.manifest_digest[:12]}); rebuild it", path=str(reader.cache.path))
+        if reader.outdated:
+            reasons = list(reader.outdated.values())
+            log.warning(
+                "%d of the %d shard(s) of the %s cache %r are outdated (%d built from "
+                "since-rewritten upstream shards, %d from input files changed since) and "
+                "are read as they are: re-run the %s stage to redo them (e.g. `pipeline run "
+                "%s --from %s --to %s`, with the options the cache was made with), then "
+                "the stages built on it", len(reasons), len(reader.shard_indices), stage,
+                name, reasons.count(UPSTREAM_REWRITTEN), reasons.count(INPUTS_CHANGED),
+                stage, self.path, stage, stage)
         return reader

@@ -1,5 +1,6 @@
 """Edited input files make their shards outdated (issue 9, item 7)."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pipeline.cli.main import cli
 from pipeline.stage_runner import PerSampleTask, run_stage
 from pipeline.stages.extract_frames import ExtractFramesTask, extract_frames
 from pipeline.stages.extract_skeletons import ExtractSkeletons
+from pipeline.stages.upstream import open_upstream
 from pipeline.status import cache_status
 
 from frames_factories import make_workdir, sample, write_video
@@ -138,3 +140,31 @@ def test_a_replaced_video_is_extracted_again(tmp_path):
     again = extract_frames(workdir, crop="none", progress=False)
     assert (again.shards_written, again.shards_skipped) == (1, 1)
     assert workdir.reader(FRAMES).get("a", ["video_frames"])["video_frames"] == 25
+
+
+def test_opening_a_cache_with_outdated_shards_warns_what_to_run(tmp_path, caplog):
+    workdir, files = _workdir(tmp_path)
+    up = workdir.spec("toy", {})
+    _run(workdir, up, FileSize())
+    cache = workdir.cache_dir("toy")
+    down = workdir.spec("double", {}, upstream={"toy/default": up.fingerprint})
+    _run(workdir, down, Doubled(cache.path))
+    with caplog.at_level(logging.WARNING):
+        workdir.reader("toy")
+        workdir.reader("double")
+    assert "outdated" not in caplog.text
+
+    (files / "x3.skeleton").write_bytes(b"edited, longer than before")
+    _run(workdir, up, FileSize())                  # redoes toy shard 1: double's is outdated
+    (files / "x0.skeleton").write_bytes(b"edited too")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert workdir.reader("toy").get("x0")["n"].tolist() == [10]    # read as it is
+    assert ("1 of the 3 shard(s) of the toy cache 'default' are outdated (0 built from "
+            "since-rewritten upstream shards, 1 from input files changed since)") in caplog.text
+    assert f"pipeline run {workdir.path} --from toy --to toy" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        open_upstream(workdir, "double", "default", None, "run it")
+    assert ("1 of the 3 shard(s) of the double cache 'default' are outdated (1 built from "
+            "since-rewritten upstream shards, 0 from input files changed since)") in caplog.text

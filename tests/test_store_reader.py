@@ -108,6 +108,28 @@ def test_a_shard_rewritten_for_another_plan_is_refused(tmp_path):
         reader.get("a")
 
 
+def test_a_failed_reopen_releases_the_pools_handle_once(cache):
+    _write(cache, _spec(), 0, {"a": [1.0]})
+    pool = HandlePool(limit=4)
+    CacheReader(cache.path, pool=pool).get("a")     # leaves that write open in the pool
+    _write(cache, _spec(), 0, {"a": [2.0]})
+    newer = CacheReader(cache.path, pool=pool)      # indexes the new write
+    old = pool.acquire(cache.shard_path(0))
+    pool.release(old)
+    cache.shard_path(0).unlink()                    # reopening it fails
+    with pytest.raises(StaleCacheError, match="was deleted"):
+        newer.get("a")
+    assert old.users == 0
+
+
+def test_a_reader_of_some_shards_opens_only_those(cache, monkeypatch):
+    """A stage's reader of its upstream shard k: no listing of the folder's 891 files."""
+    _many_shards(cache, 3)
+    monkeypatch.setattr(CacheDir, "shard_files", lambda self: pytest.fail("listed"))
+    reader = CacheReader(cache.path, shards=[1, 7])
+    assert reader.shard_indices == [1] and reader.get("s1-0")["x"].tolist() == [1, 0]
+
+
 # ------------------------------------------------------------------ item 4: open files
 
 
@@ -125,6 +147,19 @@ def _open_files(under):
                   if path.startswith(str(under)))
 
 
+def _descriptors(under):
+    """How many file descriptors of this process are open on files under ``under`` (HDF5's
+    and plain ones alike)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += target.startswith(str(under))
+    return count
+
+
 def test_a_reader_touching_many_shards_never_holds_more_than_the_bound(cache):
     ids = _many_shards(cache, 20)
     pool = HandlePool(limit=4)
@@ -133,10 +168,10 @@ def test_a_reader_touching_many_shards_never_holds_more_than_the_bound(cache):
     for sample_id in np.random.default_rng(0).permutation(ids * 2):
         index, k = map(int, sample_id[1:].split("-"))
         assert reader.get(sample_id)["x"].tolist() == [index, k]
-        most = max(most, len(_open_files(cache.path)))
+        most = max(most, _descriptors(cache.path))
     assert pool.peak == 4 and most == 4 and len(pool) == 4
     reader.close()
-    assert len(pool) == 0 and _open_files(cache.path) == []
+    assert len(pool) == 0 and _descriptors(cache.path) == 0
 
 
 def test_a_reader_that_is_gone_leaves_no_file_open(cache):
@@ -145,10 +180,10 @@ def test_a_reader_that_is_gone_leaves_no_file_open(cache):
     reader = CacheReader(cache.path, pool=pool)
     for sample_id in ids:
         reader.get(sample_id)
-    assert len(pool) == 3
+    assert len(pool) == 6 == _descriptors(cache.path)   # per shard: HDF5's and the pread one
     del reader
     gc.collect()
-    assert len(pool) == 0 and _open_files(cache.path) == []
+    assert len(pool) == 0 and _descriptors(cache.path) == 0
 
 
 def test_readers_of_one_process_share_one_budget(tmp_path):
@@ -163,7 +198,7 @@ def test_readers_of_one_process_share_one_budget(tmp_path):
     for a, b in zip(ids_a, ids_b):
         reader_a.get(a)
         reader_b.get(b)
-    assert pool.peak == 3 and len(_open_files(tmp_path)) == 3
+    assert pool.peak == 3 and _descriptors(tmp_path) == 3
 
 
 def test_the_least_recently_used_file_is_closed_first(cache):
@@ -187,14 +222,31 @@ def test_numeric_fields_are_read_without_an_hdf5_handle_once_a_shard_is_known(ca
     reader.get("a")
     pool.close([cache.shard_path(0)])
     numeric = reader.get("a", ["x", "n", "blob", "half"])
-    assert len(pool) == 0 and _open_files(cache.path) == []
+    assert len(pool) == 1 == _descriptors(cache.path) and _open_files(cache.path) == []
     assert numeric["x"].tolist() == [[0, 1, 2], [3, 4, 5]] and numeric["x"].flags.writeable
     assert int(numeric["n"]) == 4 and numeric["blob"] == b"\x00\x01"
     assert numeric["half"].dtype == np.float16
     assert reader.get("a", ["note"]) == {"note": "hello"}   # strings: through HDF5
-    assert len(pool) == 1
+    assert len(pool) == 2 == _descriptors(cache.path)
     with pytest.raises(KeyError, match=r"no field\(s\) \['y'\]"):
         reader.get("a", ["y"])
+
+
+def test_repeated_reads_keep_their_descriptor_open(cache, monkeypatch):
+    """One pread per read, no open/close (a round trip each on NFS)."""
+    _write(cache, _spec(), 0, {"a": [1.0], "b": [2.0]})
+    reader = CacheReader(cache.path, pool=HandlePool(limit=4))
+    reader.get("a")
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    for _ in range(50):
+        assert reader.get("b")["x"].tolist() == [2.0]
+    assert opened == []
+    _write(cache, _spec(), 0, {"b": [7.0]})       # republished: noticed through fstat
+    opened.clear()                                 # (the writer syncs the folder)
+    assert reader.get("b")["x"].tolist() == [7.0]
+    assert opened == [str(cache.shard_path(0))]
 
 
 def test_a_file_in_use_is_not_closed_under_its_user(cache):

@@ -23,17 +23,18 @@ from data_manifest.cache_names import check_cache_name, is_plain_name
 from data_manifest.store.names import SPEC_FILE, shard_file_name
 from data_manifest.store.plan import OTHER_PLAN, ShardPlan, plan_digest
 from data_manifest.store.reader import CacheReader
-from data_manifest.store.sources import INPUTS_CHANGED, UPSTREAM_REWRITTEN, input_stats
-from data_manifest.store.survey import CacheSurvey
+from data_manifest.store.sources import (INPUTS_CHANGED, UPSTREAM_REWRITTEN, input_stats,
+                                         outdated_reason)
 from data_manifest.store.spec import (SCHEMA_VERSION, CacheSpec, describe_difference,
                                       fingerprint_of)
+from data_manifest.store.survey import CacheSurvey
 from data_manifest.store.writer import ShardWriter
 
 __all__ = [
-    "CACHE_ROOT", "CacheDir", "CacheReader", "CacheSpec", "CacheSurvey", "HandlePool", "INPUTS_CHANGED",
-    "LIMIT_ENV", "OTHER_PLAN", "SCHEMA_VERSION", "SPEC_FILE", "ShardPlan", "ShardWriter",
-    "UPSTREAM_REWRITTEN", "check_cache_name", "describe_difference", "fingerprint_of",
-    "host_name", "input_stats", "is_plain_name", "open_shard_file", "plan_digest", "publish",
-    "read_shard_header", "read_shard_token", "shard_file_name", "shared_pool",
-    "temporary_path", "write_text_atomic",
+    "CACHE_ROOT", "CacheDir", "CacheReader", "CacheSpec", "CacheSurvey", "HandlePool",
+    "INPUTS_CHANGED", "LIMIT_ENV", "OTHER_PLAN", "SCHEMA_VERSION", "SPEC_FILE", "ShardPlan",
+    "ShardWriter", "UPSTREAM_REWRITTEN", "check_cache_name", "describe_difference",
+    "fingerprint_of", "host_name", "input_stats", "is_plain_name", "open_shard_file",
+    "outdated_reason", "plan_digest", "publish", "read_shard_header", "read_shard_token",
+    "shard_file_name", "shared_pool", "temporary_path", "write_text_atomic",
 ]

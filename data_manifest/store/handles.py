@@ -3,8 +3,15 @@
 NTU120 has 891 shards per cache and an MMCL run reads three caches in every DataLoader
 worker: keeping every file a worker touched open would need about 2,700 descriptors per
 worker, past the common ``ulimit -n`` of 1024. The pool keeps at most ``limit`` files open
-and closes the least recently used one to open another. Handles are never shared across
-processes: a pool used in a forked child forgets the parent's handles.
+and closes the least recently used one to open another. A file is open either through
+HDF5 (an ``h5py.File``, for headers, layouts and fields HDF5 must decode) or as a plain
+read-only descriptor (for the ``pread`` of numeric fields, :mod:`.layout`); each counts
+as one open file, as each holds one descriptor. Keeping the plain descriptor saves an
+``open`` and ``close`` per read: on NFS each is a round trip to the server.
+
+A reader uses a kept file only if an ``fstat`` of it shows the write it indexed, still in
+place (:mod:`.reader`). Handles are never shared across processes: a pool used in a
+forked child forgets the parent's handles.
 
 The limit is ``MMCL_MAX_OPEN_SHARDS`` if set, else an eighth of this process's open-file
 limit (``ulimit -n``), between 4 and 128.
@@ -26,6 +33,8 @@ from data_manifest.store.header import open_shard_file
 LIMIT_ENV = "MMCL_MAX_OPEN_SHARDS"
 DEFAULT_MAX = 128
 DEFAULT_MIN = 4
+HDF5 = "hdf5"
+DESCRIPTOR = "descriptor"
 
 
 def default_limit() -> int:
@@ -46,18 +55,39 @@ def default_limit() -> int:
 
 @dataclass
 class OpenShard:
-    """An open shard file and the token it had when opened."""
+    """An open shard file: through HDF5 (``handle``, with the ``token`` the file had when
+    opened) or as a plain read-only descriptor (``fd``)."""
 
-    handle: h5py.File
-    token: str | None
+    handle: h5py.File | None = None
+    token: str | None = None
+    fd: int | None = None
     users: int = 0
     closing: bool = False     # dropped from the pool while in use: closed on release
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        else:
+            os.close(self.fd)
+
+
+def _open(path: str, kind: str) -> OpenShard:
+    if kind == DESCRIPTOR:
+        return OpenShard(fd=os.open(path, os.O_RDONLY))
+    handle = open_shard_file(path)
+    try:
+        token = handle.attrs.get("token")
+    except BaseException:
+        handle.close()
+        raise
+    return OpenShard(handle, None if token is None else str(token))
 
 
 class HandlePool:
     def __init__(self, limit: int | None = None):
         self._limit = limit
-        self._open: OrderedDict[str, OpenShard] = OrderedDict()   # least recent first
+        # (path, kind) -> open file, least recently used first
+        self._open: OrderedDict[tuple[str, str], OpenShard] = OrderedDict()
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.peak = 0             # most files open at once in this process
@@ -83,13 +113,15 @@ class HandlePool:
             self._open, self._lock = OrderedDict(), threading.Lock()
             self._pid, self.peak = os.getpid(), 0
 
-    def acquire(self, path: str | os.PathLike, fresh: bool = False) -> OpenShard:
-        """The open file at ``path`` (opened if needed), kept open until :meth:`release`.
+    def acquire(self, path: str | os.PathLike, fresh: bool = False,
+                kind: str = HDF5) -> OpenShard:
+        """The file at ``path`` open through HDF5 (or, ``kind=DESCRIPTOR``, as a plain
+        read-only descriptor), opened if needed and kept open until :meth:`release`.
 
         ``fresh``: open the file again even if it is open (it may have been replaced since
-        it was opened: an open handle keeps reading the file it opened).
+        it was opened: an open file keeps reading the file it opened).
         """
-        key = str(path)
+        key = (str(path), kind)
         self._after_fork()
         with self._lock:
             if fresh:
@@ -97,9 +129,7 @@ class HandlePool:
             entry = self._open.get(key)
             if entry is None:
                 self._make_room()
-                handle = open_shard_file(key)
-                token = handle.attrs.get("token")
-                entry = OpenShard(handle, None if token is None else str(token))
+                entry = _open(key[0], kind)
                 self._open[key] = entry
                 self.peak = max(self.peak, len(self._open))
             else:
@@ -111,11 +141,11 @@ class HandlePool:
         with self._lock:
             entry.users -= 1
             if entry.closing and not entry.users:
-                entry.handle.close()
+                entry.close()
 
     @contextmanager
-    def lease(self, path: str | os.PathLike) -> Iterator[OpenShard]:
-        entry = self.acquire(path)
+    def lease(self, path: str | os.PathLike, kind: str = HDF5) -> Iterator[OpenShard]:
+        entry = self.acquire(path, kind=kind)
         try:
             yield entry
         finally:
@@ -130,24 +160,27 @@ class HandlePool:
             if entry.users:       # in use by another thread: kept
                 continue
             del self._open[key]
-            entry.handle.close()
+            entry.close()
             excess -= 1
 
-    def close(self, paths: Iterable[str | os.PathLike]) -> None:
+    def close(self, paths: Iterable[str | os.PathLike], kinds: Iterable[str] = (HDF5, DESCRIPTOR)
+              ) -> None:
         """Close the files at ``paths`` (those in use are closed when released)."""
         self._after_fork()
+        kinds = tuple(kinds)
         with self._lock:
-            for key in map(str, paths):
-                self._drop(key)
+            for path in map(str, paths):
+                for kind in kinds:
+                    self._drop((path, kind))
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: tuple[str, str]) -> None:
         entry = self._open.pop(key, None)
         if entry is None:
             return
         if entry.users:
             entry.closing = True
         else:
-            entry.handle.close()
+            entry.close()
 
 
 _SHARED = HandlePool()

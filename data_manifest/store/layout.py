@@ -2,13 +2,14 @@
 
 The writer stores numeric fields as contiguous, uncompressed datasets: the rows of one
 sample are one byte range of the file. Once a process has read a shard's layout (through
-HDF5, once), a sample's rows are one ``pread`` on a plain file descriptor: a few
-microseconds, where an HDF5 read costs an open handle kept per file (about a millisecond
-to open one). Strings and compressed data are read through HDF5.
+HDF5, once), a sample's rows are one ``pread`` on a plain file descriptor that the
+process's handle pool keeps open (:mod:`.handles`): one system call per read, no open or
+close (each a server round trip on NFS), where reading through HDF5 walks its metadata on
+every read. Strings and compressed data are read through HDF5.
 
 A layout belongs to one write of a shard: it records the file's identity (device, inode,
-size, mtime), and a descriptor opened later is used only if it is the same file (a
-republished shard is a new file, renamed into place).
+size, mtime), and an open file is used only if it has the same identity (a republished
+shard is a new file, renamed into place).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The reader indexes ids when it opens: for each shard, the ids it stores and the 
 that write. The first read of a shard in a process opens it through HDF5 (via the
 process's handle pool, :mod:`.handles`), compares its token with the indexed one and
 reads its layout (:mod:`.layout`); later reads of numeric fields are one ``pread`` on a
-plain descriptor, used only if it is the file the layout was read from. A shard
+plain descriptor the pool keeps open, used only if an ``fstat`` of it shows the file the
+layout was read from, still in place (a republished file has no link left). A shard
 republished since it was indexed (``--retry-failures``, a resumed run) is indexed again
 before anything is read from it; one rewritten with other settings or for another shard
 plan is refused. An index position is never applied to another write of a shard.
@@ -17,13 +18,13 @@ import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
 from data_manifest.store.cachedir import CacheDir
-from data_manifest.store.handles import HandlePool, OpenShard, shared_pool
+from data_manifest.store.handles import DESCRIPTOR, HDF5, HandlePool, OpenShard, shared_pool
 from data_manifest.store.header import damaged, header_from_attrs, read_shard_header
 from data_manifest.store.layout import FileIdentity, ShardLayout, read_rows, stored_value
 from data_manifest.store.plan import ShardPlan
@@ -42,6 +43,16 @@ class _ShardIndex:
     plan: str | None          # plan digest a rewrite of the shard must carry (None: any)
 
 
+def _still_the_write(opened: OpenShard, layout: ShardLayout) -> bool:
+    """Whether the open file is the write ``layout`` describes and still the one at its
+    path: one ``fstat`` of the kept descriptor (a file republished by rename, or deleted,
+    has no link left; on NFS the client may see that only when its cached attributes
+    expire, and reads the earlier write, consistently, until then)."""
+    fd = opened.fd if opened.fd is not None else opened.handle.id.get_vfd_handle()
+    stat = os.fstat(fd)
+    return stat.st_nlink > 0 and FileIdentity.of(stat) == layout.identity
+
+
 class CacheReader:
     """Reads samples by id across the shards of one cache.
 
@@ -49,13 +60,17 @@ class CacheReader:
     one is refused with the differences listed. ``shards``: index only these shard files
     (a stage working on shard k of its own cache reads shard k upstream). ``plan``: only
     shards made for this shard plan are part of the cache (the others are listed in
-    ``other_plan``). The reader can be handed to DataLoader workers: each process opens
-    its own files, within its own budget (``pool``, default the process's shared pool).
+    ``other_plan``). ``outdated``: shard index, header -> why that indexed shard is
+    outdated (``sources.outdated_reason``) or None; the reasons found are in
+    ``outdated``, from the headers read to index the cache. The reader can be handed to
+    DataLoader workers: each process opens its own files, within its own budget
+    (``pool``, default the process's shared pool).
     """
 
     def __init__(self, path: str | os.PathLike, expect: CacheSpec | None = None,
                  expect_stage: str | None = None, shards: Iterable[int] | None = None,
-                 plan: ShardPlan | None = None, pool: HandlePool | None = None):
+                 plan: ShardPlan | None = None, pool: HandlePool | None = None,
+                 outdated: Callable[[int, dict[str, Any]], str | None] | None = None):
         self.cache = CacheDir(path)
         if not self.cache.exists():
             raise MissingCacheError(f"no cache at {self.cache.path}"
@@ -76,17 +91,23 @@ class CacheReader:
         self._layouts: dict[int, ShardLayout] = {}   # read in this process, by shard
         self._closer: weakref.finalize | None = None  # closes its files once it is gone
         self.other_plan: list[int] = []   # shards with the right settings, another plan
-        wanted = None if shards is None else set(shards)
-        for index, path_ in self.cache.shard_files().items():
-            if wanted is not None and index not in wanted:
-                continue
-            header = read_shard_header(path_)
+        self.outdated: dict[int, str] = {}   # indexed shards -> why they are outdated
+        files = (self.cache.shard_files() if shards is None else
+                 {index: self.cache.shard_path(index) for index in sorted(set(shards))})
+        for index, path_ in files.items():
+            try:
+                header = read_shard_header(path_)
+            except FileNotFoundError:
+                continue   # not made yet
             if header["fingerprint"] != self.spec.fingerprint:
                 continue   # left over from other settings; not part of this cache
             if plan is not None and not plan.matches(index, header):
                 self.other_plan.append(index)
                 continue
             self._index(index, path_, header, None if plan is None else plan.digest(index))
+            reason = outdated(index, header) if outdated is not None else None
+            if reason is not None:
+                self.outdated[index] = reason
 
     def _index(self, index: int, path: Path, header: dict[str, Any], plan: str | None) -> None:
         """Index shard ``index``; a sample another shard (or this one) already stores is
@@ -160,9 +181,9 @@ class CacheReader:
         self._index(index, entry.path, header, entry.plan)
         log.info("%s was republished since it was indexed: indexed again", where)
 
-    def _open(self, path: Path, fresh: bool = False) -> OpenShard:
+    def _open(self, path: Path, fresh: bool = False, kind: str = HDF5) -> OpenShard:
         try:
-            return self.pool.acquire(path, fresh=fresh)
+            return self.pool.acquire(path, fresh=fresh, kind=kind)
         except FileNotFoundError:
             raise self._deleted(path) from None
         except OSError as error:
@@ -187,6 +208,7 @@ class CacheReader:
             if opened.token != entry.token and not fresh:
                 # the pool's handle may predate a republication this reader indexed
                 self.pool.release(opened)
+                opened = None
                 opened = self._open(entry.path, fresh=True)
             if opened.token != entry.token:
                 self._reindex(index, opened.handle)
@@ -195,7 +217,8 @@ class CacheReader:
             except (KeyError, ValueError, OSError) as error:
                 raise damaged(entry.path, error) from error
         finally:
-            self.pool.release(opened)
+            if opened is not None:
+                self.pool.release(opened)
         self._layouts[index] = layout
         return layout
 
@@ -235,34 +258,25 @@ class CacheReader:
         if unknown:
             raise KeyError(f"no field(s) {unknown} in the {self.spec.stage} cache at "
                            f"{self.cache.path} (it has {sorted(layout.fields)})")
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise self._deleted(path) from None
         values = {}
-        try:
-            if FileIdentity.of(os.fstat(fd)) != layout.identity:
-                return None
-            for name in names:
-                field = layout.fields[name]
-                start, stop = int(field.offsets[position]), int(field.offsets[position + 1])
-                if field.direct:
-                    values[name] = stored_value(field.kind, read_rows(fd, field, start, stop))
-        except OSError as error:
-            raise damaged(path, error) from error
-        finally:
-            os.close(fd)
-        hdf5_fields = [name for name in names if not layout.fields[name].direct]
-        if hdf5_fields:
-            opened = self._open(path)
+        for kind in (DESCRIPTOR, HDF5):
+            wanted = [name for name in names
+                      if layout.fields[name].direct == (kind == DESCRIPTOR)]
+            if not wanted:
+                continue
+            opened = self._open(path, kind=kind)
             try:
-                handle = opened.handle
-                if FileIdentity.of(os.fstat(handle.id.get_vfd_handle())) != layout.identity:
+                if not _still_the_write(opened, layout):
+                    self.pool.close([path], kinds=[kind])    # opened again next time
                     return None
-                for name in hdf5_fields:
+                for name in wanted:
                     field = layout.fields[name]
                     start, stop = int(field.offsets[position]), int(field.offsets[position + 1])
-                    values[name] = stored_value(field.kind, handle[name]["data"][start:stop])
+                    rows = (read_rows(opened.fd, field, start, stop) if kind == DESCRIPTOR
+                            else opened.handle[name]["data"][start:stop])
+                    values[name] = stored_value(field.kind, rows)
+            except OSError as error:
+                raise damaged(path, error) from error
             finally:
                 self.pool.release(opened)
         return {name: values[name] for name in names}
