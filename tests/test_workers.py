@@ -94,3 +94,27 @@ def test_a_worker_killed_from_outside_stops_the_run_with_a_clear_error():
 
     with pytest.raises(WorkerDiedError, match="out-of-memory killer"):
         list(run_unordered(_die_on_three, [(n,) for n in range(8)], 2))
+
+
+def test_a_killed_worker_is_a_clean_error_and_exit_code_on_the_command_line(tmp_path,
+                                                                              monkeypatch):
+    from click.testing import CliRunner
+
+    import pipeline.stage_runner
+    from pipeline.cli.main import cli
+    from pipeline.manifest_builder import build_manifest
+    from pipeline.synthetic.demo_dataset import make_demo_dataset
+    from pipeline.workers import WorkerDiedError
+
+    def killed(function, calls, jobs):
+        raise WorkerDiedError("a worker process died without finishing its call (killed "
+                              "from outside, e.g. by the out-of-memory killer?)")
+        yield
+    monkeypatch.setattr(pipeline.stage_runner, "run_unordered", killed)
+    make_demo_dataset(tmp_path / "data", num_classes=1, samples_per_class=2, video_size=None)
+    build_manifest("ntu60", tmp_path / "data", tmp_path / "work", shard_size=1)
+    result = CliRunner().invoke(cli, ["extract-skeletons", str(tmp_path / "work"), "-j", "2",
+                                      "--no-progress"])
+    assert result.exit_code == 3, result.output
+    assert "error: a worker process died" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -9,14 +9,13 @@ import sys
 
 import click
 
-from pipeline.cli.options import stage_options
+from pipeline.cli.options import RUN_STOPPED_EXIT, stage_options
 from pipeline.models.errors import BatchTooLargeError, ModelRunError
 from pipeline.stages.model_stage import NO_JOBS_MESSAGE
 
 log = logging.getLogger(__name__)
 
-#: exit status when the model ran out of memory or failed (2 = user error, 1 = failed samples)
-MODEL_FAILED_EXIT = 3
+MODEL_FAILED_EXIT = RUN_STOPPED_EXIT    # the model ran out of memory or failed
 
 
 def _refuse_jobs(ctx, param, value):

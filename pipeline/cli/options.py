@@ -11,9 +11,15 @@ import click
 from data_manifest.errors import DataError, MissingCacheError, StaleCacheError
 from data_manifest.cache_names import check_cache_name
 from pipeline.cache_lock import CacheBusyError
+from pipeline.workers import WorkerDiedError
 
 USER_ERRORS = (DataError, MissingCacheError, StaleCacheError, ValueError, FileNotFoundError,
                CacheBusyError)
+#: exit statuses: 1 = some samples failed, 2 = a user error (bad input or options), 3 = the
+#: run could not go on (a worker process was killed, or the model ran out of memory or
+#: failed); finished shards are kept in every case
+USER_ERROR_EXIT = 2
+RUN_STOPPED_EXIT = 3
 
 
 JOBS_OPTION = click.option("-j", "--jobs", default=1, type=click.IntRange(1),
@@ -65,14 +71,19 @@ def stage_options(function, jobs_option=JOBS_OPTION):
 
 
 def user_errors_exit(function):
-    """Print a user error as one clear line and exit 2, instead of a traceback."""
+    """Print a user error as one clear line and exit 2, and a worker process killed from
+    outside (e.g. by the out-of-memory killer) as one and exit 3, instead of a
+    traceback."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except USER_ERRORS as error:
             click.echo(f"error: {error}", err=True)
-            sys.exit(2)
+            sys.exit(USER_ERROR_EXIT)
+        except WorkerDiedError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(RUN_STOPPED_EXIT)
     return wrapper
 
 
