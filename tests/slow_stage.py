@@ -49,11 +49,12 @@ class SlowSquare(PerSampleTask):
 
 
 def run(workdir: Path, *, jobs: int = 1, delay: float = 0.0, pids: str | None = None,
-        rebuild: bool = False, overwrite: bool = False, params: dict | None = None):
+        rebuild: bool = False, overwrite: bool = False, params: dict | None = None,
+        group=None):
     workdir = Workdir(workdir)
     spec = workdir.spec(STAGE, params or SPEC_PARAMS)
     return run_stage(workdir, spec, SlowSquare(delay, pids), cache_name="default", jobs=jobs,
-                     progress=False, rebuild=rebuild, overwrite=overwrite)
+                     progress=False, rebuild=rebuild, overwrite=overwrite, group=group)
 
 
 def main() -> None:

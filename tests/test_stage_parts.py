@@ -53,6 +53,42 @@ def test_the_part_comes_from_the_environment():
     assert current_process_group(env=torchrun_rank(0, 2)).can_wait_for_everyone
 
 
+def srun_task(task: int, tasks: int, job_tasks: int | None = None) -> dict:
+    return {"SLURM_PROCID": str(task), "SLURM_STEP_NUM_TASKS": str(tasks),
+            "SLURM_NTASKS": str(job_tasks or tasks), "SLURM_JOB_ID": "78"}
+
+
+def test_the_tasks_of_an_srun_step_take_their_parts():
+    def part(env):
+        group = current_process_group(env=env)
+        return group.rank, group.world_size, group.describe(), group.can_wait_for_everyone
+
+    assert part(srun_task(2, 4)) == (2, 4, "process 3 of 4 (srun task 2 of 4)", False)
+    # a batch script (sbatch --ntasks=4) is task 0 of the job but no step: every shard
+    assert part({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "78"})[:2] == (0, 1)
+    # an array task running srun -n 2: the array's part split among the step's tasks
+    assert part({**array_task(1, 3), **srun_task(1, 2)})[:2] == (3, 6)
+    assert part({"PIPELINE_PART": "1/2", **srun_task(0, 2)})[:2] == (2, 4)
+    # a torchrun of its own in every srun task splits the task's part
+    assert part({**srun_task(1, 2), **torchrun_rank(1, 4)})[:2] == (5, 8)
+    # one torchrun across the srun tasks (one per node) numbers every process itself
+    spanning = {**srun_task(1, 2), "RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1",
+                "LOCAL_WORLD_SIZE": "4"}
+    assert part(spanning) == (5, 8, "process 6 of 8 (torchrun rank 5 of 8)", True)
+
+
+def test_every_srun_task_builds_its_part_and_together_one_process_s_cache(tmp_path):
+    make_workdir(tmp_path / "one", n=14, shard_size=2)
+    make_workdir(tmp_path / "many", n=14, shard_size=2)
+    run(tmp_path / "one")
+    for task in range(3):
+        group = current_process_group(env=srun_task(task, 3))
+        assert run(tmp_path / "many", group=group).shards_written == len(range(task, 7, 3))
+    comparison = compare_caches(tmp_path / "one" / "cache" / "toy" / "default",
+                                tmp_path / "many" / "cache" / "toy" / "default")
+    assert comparison.same, comparison.describe()
+
+
 @pytest.mark.parametrize("env, message", [
     (array_task(4, 4), "part 4 of 4 is not a part"),
     (array_task(4, 3, first=1, step=2), "not on the array's steps"),
@@ -61,6 +97,10 @@ def test_the_part_comes_from_the_environment():
     ({"PIPELINE_PART": "2/2"}, "part 2 of 2 is not a part"),
     ({"RANK": "1"}, "incomplete"),
     ({"RANK": "x", "WORLD_SIZE": "2"}, "not a whole number"),
+    (srun_task(3, 3), "srun task SLURM_PROCID=3 of SLURM_STEP_NUM_TASKS=3"),
+    ({**srun_task(0, 2), "RANK": "0", "WORLD_SIZE": "3", "LOCAL_RANK": "0",
+      "LOCAL_WORLD_SIZE": "2"}, "srun started 2 tasks and torchrun/accelerate reports "
+                                "WORLD_SIZE=3"),
 ])
 def test_a_part_that_makes_no_sense_is_refused(env, message):
     with pytest.raises(ValueError, match=message):

@@ -14,9 +14,17 @@ environment:
   each other.
 * ``PIPELINE_PART=I/N`` (0 <= I < N), set by hand for any other scheduler; it replaces the
   Slurm array's part, and ``PIPELINE_PART=0/1`` makes an array task take every shard.
+* the tasks of a Slurm job step (``srun -n 4``): ``SLURM_PROCID`` of
+  ``SLURM_STEP_NUM_TASKS``. A batch script itself is no step (it has ``SLURM_PROCID`` 0
+  and the job's ``SLURM_NTASKS``, but no step task count), so it takes every shard. The
+  tasks are started together but cannot wait for each other.
 
-An array task (or ``PIPELINE_PART``) that runs ``torchrun`` splits its part again among
-the ranks. Outside all of these this is one process that takes every shard.
+Parts nest: an array task (or ``PIPELINE_PART``) run with ``srun -n N`` splits its part
+among the N tasks, and each task (or process) that runs ``torchrun`` splits its part again
+among the ranks. A torchrun joined across the srun tasks (one per node, ``--nnodes`` with
+a rendezvous: ``WORLD_SIZE`` = tasks x ``LOCAL_WORLD_SIZE``) numbers every process
+itself, so the srun part is not applied again. Outside all of these this is one process
+that takes every shard.
 """
 
 from __future__ import annotations
@@ -135,6 +143,33 @@ def _outer_part(env: Mapping[str, str]) -> tuple[int, int, str] | None:
     return part, count, f"Slurm array task {task}"
 
 
+def _srun_part(env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(task, tasks) of a Slurm job step (srun); None outside one."""
+    if "SLURM_PROCID" not in env or "SLURM_STEP_NUM_TASKS" not in env:
+        return None
+    task, tasks = _integer(env, "SLURM_PROCID"), _integer(env, "SLURM_STEP_NUM_TASKS")
+    return _check_part(task, tasks, f"srun task SLURM_PROCID={task} of "
+                                    f"SLURM_STEP_NUM_TASKS={tasks}")
+
+
+def _without_torchrun_spanning(srun: tuple[int, int] | None, launch: tuple[int, int] | None,
+                               env: Mapping[str, str]) -> tuple[int, int] | None:
+    """The srun part, or None where a torchrun joined across the srun tasks numbers the
+    processes itself; an srun step and a torchrun that fit neither way are refused."""
+    if srun is None or srun[1] == 1 or launch is None or launch[1] == 1:
+        return srun
+    local = _integer(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else None
+    if local is not None and launch[1] == local:
+        return srun          # a torchrun of its own in every srun task: it splits the task's
+    if local is not None and launch[1] == srun[1] * local:
+        return None          # one torchrun across the tasks: its ranks cover them all
+    raise ValueError(
+        f"srun started {srun[1]} tasks and torchrun/accelerate reports WORLD_SIZE="
+        f"{launch[1]} (LOCAL_WORLD_SIZE={local}): neither a torchrun per task nor one "
+        f"across all tasks, so the part of each process is unclear. Launch with one of "
+        f"them, or set {PART_VARIABLE}=I/N in each srun task")
+
+
 def _launch_part(env: Mapping[str, str]) -> tuple[int, int] | None:
     """(rank, world size) of a torchrun / accelerate launch; None outside one."""
     for rank_name, size_name in (("RANK", "WORLD_SIZE"), ("LOCAL_RANK", "LOCAL_WORLD_SIZE")):
@@ -162,9 +197,12 @@ def current_process_group(rank: int | None = None, world_size: int | None = None
     env = os.environ if env is None else env
     outer = _outer_part(env)
     launch = _launch_part(env)
+    srun = _without_torchrun_spanning(_srun_part(env), launch, env)
     launch_rank, launched = launch or (0, 1)
+    task, tasks = srun or (0, 1)
     part, parts, source = outer or (0, 1, "")
-    rank, world_size = part * launched + launch_rank, parts * launched
-    if launched > 1:
-        source = ", ".join(filter(None, [source, f"torchrun rank {launch_rank} of {launched}"]))
-    return ProcessGroup(rank, world_size, source, launched)
+    rank = (part * tasks + task) * launched + launch_rank
+    world_size = parts * tasks * launched
+    sources = [source, f"srun task {task} of {tasks}" if tasks > 1 else "",
+               f"torchrun rank {launch_rank} of {launched}" if launched > 1 else ""]
+    return ProcessGroup(rank, world_size, ", ".join(filter(None, sources)), launched)
