@@ -10,6 +10,8 @@
       layout.yaml         the skeleton layout (a copy: the WORKDIR needs no other file)
       joint_map.yaml      own data stored in another layout: how it becomes layout.yaml's
       classes.txt         class names given to ``pipeline manifest --classes``
+      skeleton_survey.json  own data: what each skeleton file holds, with its size and
+                          mtime (``pipeline.stages.skeleton_survey``)
       cache/<stage>/<name>/shard-00000.h5 ...
 
 The manifest order fixes which samples go to which shard (the shard plan), for every

@@ -116,12 +116,10 @@ class CacheLock:
 
 
 @contextmanager
-def ledger_lock(cache_path: str | os.PathLike) -> Iterator[None]:
-    """Held by one process at a time while it lists a cache's failures and writes its
-    ledger, so the process that writes last has seen every shard the others published.
-    (Inside the cache folder: the folder cannot be deleted while a writer holds the cache's
-    shared lock.)"""
-    fd = os.open(Path(cache_path) / LEDGER_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock file ``path`` alone (waiting for its holder) until the block ends; on
+    a file system without locks, go on unlocked."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -131,3 +129,11 @@ def ledger_lock(cache_path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def ledger_lock(cache_path: str | os.PathLike):
+    """Held by one process at a time while it lists a cache's failures and writes its
+    ledger, so the process that writes last has seen every shard the others published.
+    (Inside the cache folder: the folder cannot be deleted while a writer holds the cache's
+    shared lock.)"""
+    return exclusive_lock(Path(cache_path) / LEDGER_LOCK_FILE)

@@ -3,6 +3,8 @@ settings recorded in the WORKDIR, and the skeleton stage that reads it."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -138,3 +140,56 @@ def test_preview_draws_the_workdirs_layout_and_never_guesses_one(own, tmp_path):
     bare = np.zeros_like(image)
     _draw_actor(bare, points, None, (0, 255, 0), Placement(0, 0, 100, 100))
     assert bare[50, 10, 1] == 0
+
+
+def test_the_survey_of_own_files_is_recorded_and_redone_only_for_changed_files(
+        own, tmp_path, monkeypatch):
+    import pipeline.stages.skeleton_survey as survey_module
+    from pipeline.stages.extract_skeletons import stage_reading
+
+    build_manifest("csv", own.csv, tmp_path / "work", layout=own.layout, label_base=1,
+                   shard_size=4)
+    workdir = Workdir(tmp_path / "work")
+    surveyed = []
+    real = survey_module.survey_file
+    monkeypatch.setattr(survey_module, "survey_file",
+                        lambda path, reading: surveyed.append(path) or real(path, reading))
+    first = stage_reading(workdir)
+    assert len(surveyed) == len(workdir.samples)
+    assert (tmp_path / "work" / "skeleton_survey.json").is_file()
+
+    surveyed.clear()
+    assert stage_reading(Workdir(tmp_path / "work")) == first     # a resumed run
+    assert surveyed == []
+
+    edited = own.files["c03_001"]
+    np.save(edited, np.concatenate([np.load(edited)] * 2))       # same shape per frame
+    assert stage_reading(Workdir(tmp_path / "work")) == first
+    assert surveyed == [str(edited)]
+
+
+def test_processes_starting_together_survey_once_and_agree(own, tmp_path):
+    """Two processes (as two ranks would) take turns on the record: one surveys every
+    file, the other none, and both settle on the same reading."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    build_manifest("csv", own.csv, tmp_path / "work", layout=own.layout, label_base=1,
+                   shard_size=4)
+    script = (
+        "import sys, json\n"
+        "import pipeline.stages.skeleton_survey as m\n"
+        "from data_manifest.workdir import Workdir\n"
+        "from pipeline.stages.extract_skeletons import stage_reading\n"
+        "count = []\n"
+        "real = m.survey_file\n"
+        "m.survey_file = lambda p, r: count.append(p) or real(p, r)\n"
+        "reading = stage_reading(Workdir(sys.argv[1]))\n"
+        "print(json.dumps([len(count), reading.channels, reading.max_persons]))\n")
+    repo = Path(__file__).resolve().parents[1]
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "work")],
+                             stdout=subprocess.PIPE, text=True, cwd=repo)
+            for _ in range(2)]
+    results = sorted(json.loads(run.communicate(timeout=120)[0]) for run in runs)
+    assert results == [[0, "xyz", 1], [len(Workdir(tmp_path / "work").samples), "xyz", 1]]

@@ -8,7 +8,9 @@ instead of silently reused.
 
 Own data (csv) needs a skeleton layout; its channels and persons per sample are taken from
 the files when ``pipeline manifest`` was not given them: a survey reads every file first
-(the most common channel count wins, persons = the most persons with data in any file).
+(the most common channel count wins, persons = the most persons with data in any file),
+recorded in the WORKDIR so later runs and other processes read only the files changed
+since (:mod:`pipeline.stages.skeleton_survey`).
 A file in another layout, channel count or shape is a recorded failure naming the file.
 """
 
@@ -20,11 +22,9 @@ import os
 from collections import Counter
 from typing import Any, Iterable
 
-from tqdm.auto import tqdm
-
 from data_manifest.datasets import dataset_info
 from data_manifest.errors import DataError
-from data_manifest.formats.load import load_skeleton_sample, survey_file
+from data_manifest.formats.load import load_skeleton_sample
 from data_manifest.formats.reading import SkeletonReading, channels_of
 from data_manifest.layouts import LAYOUTS
 from data_manifest.sample import Sample
@@ -33,6 +33,7 @@ from data_manifest.store import CacheSpec
 from data_manifest.workdir import DEFAULT_CACHE_NAME, Workdir
 from pipeline.stage_runner import PerSampleTask, StageResult, run_stage
 from pipeline.stages.distributed import current_process_group
+from pipeline.stages.skeleton_survey import survey_files
 
 log = logging.getLogger(__name__)
 POSES_HINT = "`pipeline extract-poses` estimates poses from videos"
@@ -72,9 +73,8 @@ def stage_reading(workdir: Workdir, progress: bool = False) -> SkeletonReading:
     if reading.channels is not None and reading.max_persons is not None:
         return reading
     paths = [s.skeleton for s in workdir.samples if s.skeleton]
-    found = [survey_file(path, reading) for path in
-             tqdm(paths, desc="surveying skeleton files", disable=not progress, leave=False)]
-    usable = [item for item in found if item is not None]
+    usable = [item for item in survey_files(workdir.path, paths, reading, progress)
+              if item is not None]
     if not usable:
         raise DataError("no sample has a readable skeleton file", path=str(workdir.path))
     channels = reading.channels
