@@ -37,6 +37,38 @@ class ClassMapError(DataError):
     """A class map that cannot be used, with every problem found."""
 
 
+class _DuplicateKeys(yaml.YAMLError):
+    """A YAML mapping gives one key more than once."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a mapping giving a key twice: plain YAML keeps the last,
+    so a map with ``2: 22`` and ``2: 23`` would map 2 to 23 and never say so."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict[Any, int] = {}
+        repeated = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    repeated.append(f"{key!r} (lines {first_line[key]} and {line})")
+                else:
+                    first_line[key] = line
+            except TypeError:
+                continue     # an unhashable key: SafeLoader says so
+        if repeated:
+            raise _DuplicateKeys(f"target class{'es' if len(repeated) > 1 else ''} "
+                                 f"{', '.join(repeated)} mapped twice; a class map gives "
+                                 "each target class once")
+        return super().construct_mapping(node, deep)
+
+
+def _safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def builtin_class_maps() -> dict[str, Path]:
     return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.yaml"))}
 
@@ -90,7 +122,9 @@ def load_class_map(spec: str | os.PathLike | Mapping) -> ClassMap:
         return _parse(_read(builtin[text]), str(builtin[text]), text)
     if text.lstrip().startswith("{"):
         try:
-            return _parse(yaml.safe_load(text), "inline class map", "")
+            return _parse(_safe_load(text), "inline class map", "")
+        except _DuplicateKeys as error:
+            raise ClassMapError(f"the class map {text!r}: {error}") from None
         except yaml.YAMLError as error:
             raise ClassMapError(f"the class map {text!r} is not valid YAML ({error})") \
                 from None
@@ -104,7 +138,9 @@ def load_class_map(spec: str | os.PathLike | Mapping) -> ClassMap:
 
 def _read(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return _safe_load(path.read_text(encoding="utf-8"))
+    except _DuplicateKeys as error:
+        raise ClassMapError(str(error), path=str(path)) from None
     except FileNotFoundError:
         raise ClassMapError("class map file not found", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as error:

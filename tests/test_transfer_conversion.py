@@ -154,6 +154,15 @@ def test_class_map_sources(tmp_path):
         load_class_map("{1: [}")
 
 
+def test_a_target_class_given_twice_in_a_class_map_file_is_reported(tmp_path):
+    (tmp_path / "map.yaml").write_text("2: 22\n5: 95\n2: 23\nsquat: 79\nsquat: 80\n")
+    with pytest.raises(ClassMapError, match=r"map.yaml: target classes 2 \(lines 1 and 3\), "
+                                            r"'squat' \(lines 4 and 5\) mapped twice"):
+        load_class_map(tmp_path / "map.yaml")
+    with pytest.raises(ClassMapError, match=r"target class 1 \(lines 1 and 1\) mapped twice"):
+        load_class_map("{1: 3, 1: 4}")
+
+
 def test_class_map_resolution_problems_are_listed_at_once():
     names = ["Wave", "wave", "jump", "sit down"]
     source = ["a", "b", "c"]
