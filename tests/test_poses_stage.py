@@ -97,6 +97,19 @@ def test_poses_of_every_kth_frame_keep_the_video_frame_numbers(tmp_path, fake_mo
     assert params["max_persons"] == 1 and params["estimator"] == "mediapipe-pose"
 
 
+def test_a_replaced_video_has_its_poses_estimated_again(tmp_path, fake_model):
+    first = write_video(tmp_path / "a.avi", NUM_FRAMES, boxes=moving_boxes(NUM_FRAMES))
+    other = write_video(tmp_path / "b.avi", NUM_FRAMES, boxes=moving_boxes(NUM_FRAMES))
+    workdir = videos_workdir(tmp_path, [("a", 0, "", first), ("b", 0, "", other)],
+                             shard_size=1)
+    extract_poses(workdir, progress=False)
+    assert int(workdir.reader(SKELETONS).get("a")["source_frames"]) == NUM_FRAMES
+    write_video(first, 12, boxes=moving_boxes(12))        # the user re-encoded one video
+    again = extract_poses(workdir, progress=False)
+    assert (again.shards_written, again.shards_skipped) == (1, 1)
+    assert int(workdir.reader(SKELETONS).get("a")["source_frames"]) == 12
+
+
 def test_bad_videos_are_recorded_and_the_others_kept(tmp_path, fake_model):
     person = write_video(tmp_path / "person.avi", 6, boxes=moving_boxes(6))
     nobody = write_video(tmp_path / "nobody.avi", 6)
@@ -214,6 +227,25 @@ def test_run_config_poses_key():
         parse_config({"poses": True, "skeletons": {"rebuild": True}}).step("skeletons")
     with pytest.raises(ValueError, match="mapping of options \\(or true/false\\)"):
         parse_config({"poses": "yes"})
+
+
+def test_run_no_poses_turns_off_a_configs_poses(tmp_path, monkeypatch):
+    import pipeline.cli.run as run_module
+    seen = []
+    monkeypatch.setattr(run_module, "run_all",
+                        lambda workdir, config, echo: seen.append(config.step("skeletons")))
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "on.yaml").write_text("poses: {stride: 2}\n")
+    config = ["--config", str(tmp_path / "on.yaml")]
+    for flags, step in (([], "skeletons"), (["--poses"], "poses"), (config, "poses"),
+                        (["--no-poses", *config], "skeletons"),
+                        (["--set", "poses.stride=3"], "poses")):
+        result = CliRunner().invoke(cli, ["run", str(tmp_path / "wd"), *flags])
+        assert result.exit_code == 0, result.output
+        assert seen.pop() == step, flags
+    refused = CliRunner().invoke(cli, ["run", str(tmp_path / "wd"), "--no-poses", "--set",
+                                       "poses.stride=3"])
+    assert refused.exit_code == 2 and "--no-poses with --set poses.KEY=VALUE" in refused.output
 
 
 def test_a_truncated_video_keeps_the_frames_that_decode_and_says_so(tmp_path, fake_model):

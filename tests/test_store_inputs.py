@@ -10,13 +10,15 @@ from click.testing import CliRunner
 from data_manifest.errors import DataError
 from data_manifest.manifest import write_manifest
 from data_manifest.sample import Sample
-from data_manifest.schemas import FRAMES
+from data_manifest.schemas import FRAMES, SKELETONS
 from data_manifest.store import CacheReader, read_shard_header
 from data_manifest.workdir import Workdir, WorkdirInfo
 from pipeline.cli.main import cli
 from pipeline.stage_runner import PerSampleTask, run_stage
-from pipeline.stages.extract_frames import ExtractFramesTask, extract_frames
-from pipeline.stages.extract_skeletons import ExtractSkeletons
+from pipeline.manifest_builder import build_manifest
+from pipeline.stages.extract_frames import extract_frames
+from pipeline.stages.extract_skeletons import extract_skeletons
+from pipeline.synthetic.demo_dataset import make_demo_dataset
 from pipeline.stages.upstream import open_upstream
 from pipeline.status import cache_status
 
@@ -122,9 +124,18 @@ def test_an_input_missing_when_cached_and_present_now_redoes_its_shard(tmp_path)
     assert second.shards_written == 1 and second.failures == []
 
 
-def test_the_stages_declare_the_files_they_read():
-    assert ExtractSkeletons.inputs == ("skeleton",)
-    assert ExtractFramesTask.inputs == ("video",)
+def test_an_edited_skeleton_file_is_read_again(tmp_path):
+    make_demo_dataset(tmp_path / "data", num_classes=1, samples_per_class=2, video_size=None)
+    build_manifest("ntu60", tmp_path / "data", tmp_path / "work", shard_size=1)
+    workdir = Workdir(tmp_path / "work")
+    extract_skeletons(workdir, progress=False)
+    kept, edited = workdir.samples
+    wanted = workdir.reader(SKELETONS).get(kept.id)["joints"]
+    assert not np.array_equal(workdir.reader(SKELETONS).get(edited.id)["joints"], wanted)
+    Path(edited.skeleton).write_bytes(Path(kept.skeleton).read_bytes())   # the user's edit
+    again = extract_skeletons(workdir, progress=False)
+    assert (again.shards_written, again.shards_skipped) == (1, 1)
+    np.testing.assert_array_equal(workdir.reader(SKELETONS).get(edited.id)["joints"], wanted)
 
 
 def test_a_replaced_video_is_extracted_again(tmp_path):
@@ -168,3 +179,10 @@ def test_opening_a_cache_with_outdated_shards_warns_what_to_run(tmp_path, caplog
         open_upstream(workdir, "double", "default", None, "run it")
     assert ("1 of the 3 shard(s) of the double cache 'default' are outdated (1 built from "
             "since-rewritten upstream shards, 0 from input files changed since)") in caplog.text
+
+
+def test_the_rebuild_help_does_not_send_changed_inputs_to_it():
+    result = CliRunner().invoke(cli, ["extract-skeletons", "--help"])
+    text = " ".join(result.output.split())
+    assert "after the input files changed" not in text
+    assert "from input files or upstream shards changed since" in text

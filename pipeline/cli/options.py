@@ -63,8 +63,10 @@ def stage_options(function, jobs_option=JOBS_OPTION):
         options.append(click.option(
             "--rebuild", is_flag=True,
             help="Delete this cache even if its settings match and build it again from "
-                 "scratch (e.g. after the input files changed on disk); refused while "
-                 "another process writes that cache."))
+                 "scratch. Rarely needed: shards made with other settings (--overwrite), "
+                 "from input files or upstream shards changed since, or for another shard "
+                 "plan are found and redone by a plain run. Refused while another process "
+                 "writes that cache."))
     for option in reversed(options):
         function = option(function)
     return function

@@ -31,10 +31,12 @@ def _set_option(text: str) -> tuple[str, str, object]:
               help="First stage.  [default: skeletons, or the config's]")
 @click.option("--to", "stop", type=click.Choice(RUN_STAGES),
               help="Last stage.  [default: llm-features, or the config's]")
-@click.option("--poses", is_flag=True, default=None,
+@click.option("--poses/--no-poses", default=None,
               help="Estimate the skeletons from the videos (extract-poses, MediaPipe Pose) "
                    "instead of reading skeleton files: for data with videos only. Its "
-                   "options: --set poses.KEY=VALUE or the config's poses section.")
+                   "options: --set poses.KEY=VALUE or the config's poses section. "
+                   "--no-poses reads skeleton files even if the config says poses.  "
+                   "[default: the config's, else off]")
 @click.option("-j", "--jobs", type=click.IntRange(1),
               help="Worker processes for the stages that are not model stages.  [default: 1]")
 @click.option("--model", help="llm-features: the vision-language model (hub id or directory). "
@@ -85,7 +87,12 @@ def run_command(workdir, config_file, start, stop, poses, jobs, model, questions
                          "options")
     for stage, options in flags.stages.items():
         config.stages.setdefault(stage, {}).update(options)
-    config.poses = config.poses or flags.poses or bool(poses)
+    if flags.poses and poses is False:
+        raise ValueError("--no-poses with --set poses.KEY=VALUE: the poses options are for "
+                         "extract-poses, which --no-poses does not run")
+    config.poses = config.poses or flags.poses
+    if poses is not None:
+        config.poses = poses
     try:
         run_all(workdir, config, echo=click.echo)
     except StageFailedError as error:
