@@ -119,6 +119,29 @@ def test_stretches_that_meet_are_decoded_once(videos):
         np.testing.assert_array_equal(got[index], reference[index])
 
 
+def test_calls_after_the_first_start_over_and_no_frames_demux_nothing(videos, monkeypatch):
+    path = videos["OpenCV MPEG-4 (NTU-like)"]          # key frames every 12 of 103
+    reference = decode_all(path)
+    with IndexedVideoReader(path) as video:
+        index = video.packet_index
+        demuxed = []
+        real_demux = type(video._container).demux
+
+        def counting(container, *streams):
+            for packet in real_demux(container, *streams):
+                demuxed.append(packet)
+                yield packet
+        monkeypatch.setattr(type(video._container), "demux", counting)
+        assert dict(video.frames([])) == {}
+        assert demuxed == []
+        for wanted in ([30], [40, 41], [5]):
+            before = video.packets_decoded
+            got = dict(video.frames(wanted))
+            assert video.packets_decoded - before == packets_to_decode(index, wanted)
+            for frame in wanted:
+                np.testing.assert_array_equal(got[frame], reference[frame])
+
+
 def test_decode_order_stamps_have_no_index_and_are_decoded_from_the_start(videos):
     path = videos["h264 B-frames, AVI (decode-order stamps)"]
     with IndexedVideoReader(path) as video:

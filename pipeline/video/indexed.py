@@ -127,6 +127,7 @@ class IndexedVideoReader:
                               width=int(context.width), height=int(context.height),
                               fps=float(rate) if rate else 0.0)
         self.packets_decoded = 0      # packets sent to the decoder (for benchmarks)
+        self._demuxed = False         # the container was read from: reopen to start over
 
     def _open(self):
         try:
@@ -181,7 +182,9 @@ class IndexedVideoReader:
 
     def frames(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         targets = sorted(set(int(i) for i in indices))
-        if targets and targets[0] < 0:
+        if not targets:
+            return
+        if targets[0] < 0:
             raise ValueError(f"frame index {targets[0]} is negative")
         index = self.packet_index
         reachable = targets if index is None else [t for t in targets
@@ -204,7 +207,8 @@ class IndexedVideoReader:
         if starts != sorted(starts):
             raise IndexMismatch("key frames out of order")
         ends = [int(index.position_of_frame[t]) for t in targets]
-        context = self._stream.codec_context
+        container, stream = self._from_the_start()
+        context = stream.codec_context
         wanted = set(targets)
         joined = 0            # targets whose stretch has begun
         emitted = 0
@@ -230,7 +234,7 @@ class IndexedVideoReader:
 
         position = -1
         try:
-            for packet in self._container.demux(self._stream):
+            for packet in container.demux(stream):
                 if not packet.size:
                     continue
                 position += 1
@@ -262,6 +266,15 @@ class IndexedVideoReader:
             raise DataError(f"cannot decode the video ({error})", path=self.path) from error
         if emitted < len(targets):
             raise IndexMismatch("the stream ended before the chosen frames")
+
+    def _from_the_start(self):
+        """The reader's container and stream, at the start of the file (opened again if an
+        earlier call read from it: demuxing only goes forward)."""
+        if self._demuxed:
+            self._container.close()
+            self._container, self._stream = self._open()
+        self._demuxed = True
+        return self._container, self._stream
 
     def _decode_everything(self, targets: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Decode from the first frame, counting pictures: the reference, always exact."""
