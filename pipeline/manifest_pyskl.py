@@ -38,7 +38,7 @@ from data_manifest.formats.pyskl import SHAPE_KEYS, PysklAnnotation, read_pyskl
 from data_manifest.sample import Sample
 from data_manifest.splits import (PYSKL, PYSKL_LIST_KEY, PYSKL_SPLIT_KEY, pyskl_protocol,
                                   pyskl_split_pairs)
-from data_manifest.store import temporary_path
+from data_manifest.store import sync_directory, temporary_path
 from pipeline.workdir_settings import WorkdirSettings, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -89,15 +89,19 @@ class PysklImport:
 
     def write_arrays(self, workdir: Path, only_missing: bool = False,
                      progress: bool = True) -> None:
-        """Write every sample's array file (or only those missing), each atomically, then
-        remove array files of samples the manifest no longer has."""
-        written = 0
+        """Write every sample's array file (or only those missing), each atomically and
+        durably (its data flushed before it is renamed into place, each folder flushed
+        once at the end: the manifest that names them comes next), then remove array
+        files of samples the manifest no longer has."""
+        folders: set[Path] = set()
         for path, annotation in tqdm(self.arrays.items(), desc="writing skeleton arrays",
                                      disable=not progress, leave=False):
             target = Path(path)
             if only_missing and target.is_file():
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.update((target.parent, target.parent.parent))
             tmp = temporary_path(target)
             arrays = {"joints": annotation.joints()}
             if annotation.keypoint_score is not None:
@@ -105,12 +109,13 @@ class PysklImport:
             try:
                 with open(tmp, "wb") as handle:
                     np.savez(handle, **arrays)
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
-            written += 1
-        if written and hasattr(os, "sync"):
-            os.sync()     # once for all files: the manifest that names them comes next
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+            sync_directory(folder)      # the renames (and new folders) are durable too
         root = (workdir / ARRAYS_DIR).resolve()     # as the samples' skeleton paths are
         for stale in root.glob("*/*.npz") if root.is_dir() else ():
             if str(stale) not in self.arrays:

@@ -346,3 +346,29 @@ def test_samples_the_skeleton_stage_failed_on_are_left_out_of_the_export(tmp_pat
     assert [a["frame_dir"] for a in written["annotations"]] == ["clip_000", "clip_002",
                                                                  "clip_003"]
     assert "clip_001" not in written["split"]["train"]
+
+
+def test_array_files_are_flushed_one_by_one_not_the_whole_machine(tmp_path, monkeypatch):
+    import os
+
+    def whole_machine():
+        raise AssertionError("os.sync flushes every file system of the machine")
+    monkeypatch.setattr(os, "sync", whole_machine)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    source = write_pickle(tmp_path / "ntu.pkl", ntu_3d_content(count=3))
+    _import(source, tmp_path / "work", split="xsub")
+    root = (tmp_path / "work" / ARRAYS_DIR).resolve()
+    arrays = sorted(root.glob("*/*.npz"))
+    assert len(arrays) == 4
+    flushed_files = [path for path in synced if ".npz.tmp-" in path]
+    assert sorted(path.split("/")[-1].split(".tmp-")[0].lstrip(".")
+                  for path in flushed_files) == sorted(a.name for a in arrays)
+    folders = {str(a.parent) for a in arrays} | {str(root)}
+    assert folders <= set(synced)
+    assert all(synced.count(folder) == 1 for folder in folders)

@@ -16,7 +16,8 @@ One job per module:
 """
 
 from data_manifest.store.cachedir import CACHE_ROOT, CacheDir
-from data_manifest.store.files import host_name, publish, temporary_path, write_text_atomic
+from data_manifest.store.files import (host_name, publish, sync_directory, temporary_path,
+                                       write_text_atomic)
 from data_manifest.store.handles import LIMIT_ENV, HandlePool, shared_pool
 from data_manifest.store.header import open_shard_file, read_shard_header, read_shard_token
 from data_manifest.cache_names import check_cache_name, is_plain_name
@@ -36,5 +37,6 @@ __all__ = [
     "ShardWriter", "UPSTREAM_REWRITTEN", "check_cache_name", "describe_difference",
     "fingerprint_of", "host_name", "input_stats", "is_plain_name", "open_shard_file",
     "outdated_reason", "plan_digest", "publish", "read_shard_header", "read_shard_token",
-    "shard_file_name", "shared_pool", "temporary_path", "write_text_atomic",
+    "shard_file_name", "shared_pool", "sync_directory", "temporary_path",
+    "write_text_atomic",
 ]
