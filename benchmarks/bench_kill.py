@@ -41,7 +41,7 @@ import h5py
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data_manifest.compare import compare_caches  # noqa: E402
+from pipeline.compare_caches import compare_caches  # noqa: E402
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH  # noqa: E402
 from data_manifest.store import open_shard_file, read_shard_header  # noqa: E402
 from data_manifest.workdir import Workdir  # noqa: E402

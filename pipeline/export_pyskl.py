@@ -106,28 +106,28 @@ def _annotations(reader: CacheReader, samples: Sequence[Sample], channels: str,
 
 def export_pyskl(workdir: Workdir | str | os.PathLike, out: str | os.PathLike, *,
                  protocols: Sequence[str] | None = None,
-                 cache_name: str = DEFAULT_CACHE_NAME, overwrite: bool = False,
+                 skeleton_cache: str = DEFAULT_CACHE_NAME, overwrite: bool = False,
                  progress: bool = True) -> ExportReport:
-    """Write the skeleton cache ``cache_name`` of ``workdir`` to the pyskl file ``out``."""
+    """Write the skeleton cache ``skeleton_cache`` of ``workdir`` to the pyskl file ``out``."""
     if not isinstance(workdir, Workdir):
         workdir = Workdir(workdir)
     out = Path(out)
     if out.exists() and not overwrite:
         raise DataError("already exists; pass --overwrite to replace it", path=str(out))
-    reader = workdir.reader(SKELETONS, cache_name)
+    reader = workdir.reader(SKELETONS, skeleton_cache)
     try:
         channels = reader.spec.params.get("channels") or "xyz"
         failed = {failure["id"] for failure in reader.failures}
         samples = workdir.samples
         missing = [s.id for s in samples if s.id not in reader and s.id not in failed]
         if missing:
-            raise DataError(f"the skeleton cache {cache_name!r} is incomplete: {len(missing)} "
+            raise DataError(f"the skeleton cache {skeleton_cache!r} is incomplete: {len(missing)} "
                             f"sample(s) neither stored nor recorded as failed (e.g. "
                             f"{', '.join(missing[:5])}); finish extract-skeletons first",
                             path=str(workdir.path))
         kept = [s for s in samples if s.id in reader]
         if not kept:
-            raise DataError(f"the skeleton cache {cache_name!r} holds no sample",
+            raise DataError(f"the skeleton cache {skeleton_cache!r} holds no sample",
                             path=str(workdir.path))
         lists = split_lists(kept, workdir.dataset, protocols)
         write_pyskl(out, lists, _annotations(reader, kept, channels, progress))

@@ -69,7 +69,9 @@ def test_an_empty_name_is_refused_and_other_caches_of_the_stage_survive(workdir)
 @pytest.mark.parametrize("args", [
     ["extract-frames", "--skeleton-cache", "../x"], ["extract-frames", "--name", "a/b"],
     ["stitch", "--frames-cache", ".."], ["preview", "s0", "--stitch-cache", "/tmp"],
-    ["cache-rgb-features", "--stitch-name", "../s"], ["cache-llm-features", "--cache-name", ""],
+    ["cache-rgb-features", "--stitch-cache", "../s"], ["cache-llm-features", "--name", ""],
+    ["cache-llm-features", "--stitch-cache", "a/b"], ["cache-rgb-features", "--name", ".."],
+    ["export-pyskl", "out.pkl", "--skeleton-cache", "../x"], ["extract-poses", "--name", "/x"],
 ])
 def test_every_cache_name_option_is_checked(workdir, args):
     command, *options = args
@@ -82,10 +84,26 @@ def test_pipeline_run_config_names_are_checked_before_any_stage_runs():
         parse_config({"stitch": {"cache_name": "../x"}}, "run.yaml")
     with pytest.raises(ValueError, match="frames.skeleton_cache"):
         parse_config({"frames": {"skeleton_cache": ""}})
-    with pytest.raises(ValueError, match="rgb-features.stitch_name"):
-        parse_config({"rgb-features": {"stitch_name": "a/b"}})
+    with pytest.raises(ValueError, match="rgb-features.stitch_cache"):
+        parse_config({"rgb-features": {"stitch_name": "a/b"}})     # the earlier spelling
     config = parse_config({"stitch": {"cache_name": "wide"}})
     assert config.stages["stitch"]["cache_name"] == "wide"
+    assert parse_config({"llm-features": {"stitch_name": "wide"}}).stages[
+        "llm-features"] == {"stitch_cache": "wide"}
+    with pytest.raises(ValueError, match="stitch_name is the earlier spelling of stitch_cache"):
+        parse_config({"llm-features": {"stitch_name": "a", "stitch_cache": "b"}})
+
+
+def test_every_command_spells_cache_names_alike():
+    """--name: the cache a command builds; --<stage>-cache: a cache it reads."""
+    import click
+    allowed = {"--name", "--skeleton-cache", "--frames-cache", "--stitch-cache"}
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        spelled = {opt for param in command.params for opt in getattr(param, "opts", [])
+                   if "cache" in opt or opt == "--name" or opt.endswith("-name")}
+        assert spelled <= allowed, (name, spelled - allowed)
 
 
 def test_train_cache_settings_are_checked():

@@ -136,7 +136,7 @@ def test_two_launched_processes_split_the_shards(workdir, models):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "-m", "pipeline", "cache-llm-features", str(workdir.path), "--model",
-               str(models["blip-vqa"]), "--cache-name", "ranks", "--max-new-tokens", "3",
+               str(models["blip-vqa"]), "--name", "ranks", "--max-new-tokens", "3",
                "--no-progress"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

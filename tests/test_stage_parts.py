@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from data_manifest.compare import compare_caches
+from pipeline.compare_caches import compare_caches
 from data_manifest.schemas import FRAMES, SKELETONS, STITCH
 from data_manifest.workdir import Workdir
 from pipeline.stages.distributed import current_process_group

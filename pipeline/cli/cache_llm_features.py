@@ -39,10 +39,10 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
 @click.option("--revision",
               help="Hub branch, tag or commit to pin.  [default: the repository's default "
                    "branch]")
-@cache_name_option("--cache-name",
+@cache_name_option("--name", "cache_name",
                    help="Name of the output cache.  [default: derived from the model and "
                         "the questions, e.g. blip-vqa-base-1a2b3c4d]")
-@cache_name_option("--stitch-name", default="default", help="Which stitch cache to read.")
+@cache_name_option("--stitch-cache", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow a model that needs Python code from its own repository. Only for "
                    "repositories you trust.")
@@ -51,7 +51,7 @@ from pipeline.stages.llm_features import DEFAULT_MODEL, DEFAULT_QUESTIONS, cache
 @user_errors_exit
 def cache_llm_features_command(workdir, model, questions, batch_size, device, dtype, layer,
                                max_new_tokens, image_size, keep_aspect, revision, cache_name,
-                               stitch_name, trust_remote_code, skip_failures,
+                               stitch_cache, trust_remote_code, skip_failures,
                                retry_failures, overwrite, no_progress, rebuild):
     """Ask a vision-language model about each temporal image; cache answers and features.
 
@@ -67,7 +67,7 @@ def cache_llm_features_command(workdir, model, questions, batch_size, device, dt
         workdir, model, questions, batch_size=batch_size, device=device, dtype=dtype,
         layer=layer, max_new_tokens=max_new_tokens, image_size=image_size,
         keep_aspect=keep_aspect, revision=revision, cache_name=cache_name,
-        stitch_name=stitch_name, trust_remote_code=trust_remote_code, overwrite=overwrite,
+        stitch_cache=stitch_cache, trust_remote_code=trust_remote_code, overwrite=overwrite,
         retry_failures=retry_failures, progress=not no_progress, rebuild=rebuild)
     click.echo(f"cache: {result.cache_path}")
     report_and_exit(result, skip_failures)

@@ -31,17 +31,17 @@ from pipeline.stages.rgb_features import DEFAULT_ENCODER, cache_rgb_features
 @click.option("--revision",
               help="Hub branch, tag or commit to pin.  [default: the repository's default "
                    "branch]")
-@cache_name_option("--cache-name",
+@cache_name_option("--name", "cache_name",
                    help="Name of the output cache.  [default: derived from the encoder and "
                         "the output, e.g. resnet-50-1a2b3c4d]")
-@cache_name_option("--stitch-name", default="default", help="Which stitch cache to read.")
+@cache_name_option("--stitch-cache", default="default", help="Which stitch cache to read.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Allow an encoder that needs Python code from its own repository.")
 @model_stage_options
 @model_errors_exit
 @user_errors_exit
 def cache_rgb_features_command(workdir, encoder, output, batch_size, device, dtype,
-                               image_size, keep_aspect, revision, cache_name, stitch_name,
+                               image_size, keep_aspect, revision, cache_name, stitch_cache,
                                trust_remote_code, skip_failures, retry_failures,
                                overwrite, no_progress, rebuild):
     """Cache one image-backbone feature vector per temporal image (the FAM's CNN feature).
@@ -53,7 +53,7 @@ def cache_rgb_features_command(workdir, encoder, output, batch_size, device, dty
     result = cache_rgb_features(
         workdir, encoder, output=output, batch_size=batch_size, device=device,
         dtype=dtype, image_size=image_size, keep_aspect=keep_aspect, revision=revision,
-        cache_name=cache_name, stitch_name=stitch_name,
+        cache_name=cache_name, stitch_cache=stitch_cache,
         trust_remote_code=trust_remote_code, overwrite=overwrite,
         retry_failures=retry_failures, progress=not no_progress, rebuild=rebuild)
     click.echo(f"cache: {result.cache_path}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from data_manifest.workdir import DEFAULT_CACHE_NAME
-from pipeline.cli.options import user_errors_exit
+from pipeline.cli.options import cache_name_option, user_errors_exit
 from pipeline.export_pyskl import export_pyskl
 
 
@@ -17,12 +17,12 @@ from pipeline.export_pyskl import export_pyskl
                    "several), e.g. ntu60-xsub -> xsub_train/xsub_val, pyskl-xsub -> the "
                    "pyskl file's own lists.  [default: a pyskl WORKDIR's lists, else every "
                    "protocol of the dataset]")
-@click.option("--cache-name", default=DEFAULT_CACHE_NAME,
-              help="The skeleton cache to export.")
+@cache_name_option("--skeleton-cache", default=DEFAULT_CACHE_NAME,
+                   help="The skeleton cache to export.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @user_errors_exit
-def export_pyskl_command(workdir, out, protocols, cache_name, overwrite, no_progress):
+def export_pyskl_command(workdir, out, protocols, skeleton_cache, overwrite, no_progress):
     """Write WORKDIR's skeleton cache as a pyskl annotation file OUT (.pkl).
 
     Each stored sample becomes an annotation (frame_dir, label, keypoint M x T x V x C,
@@ -32,6 +32,6 @@ def export_pyskl_command(workdir, out, protocols, cache_name, overwrite, no_prog
     written atomically. See docs/own-data.md.
     """
     report = export_pyskl(workdir, out, protocols=list(protocols) or None,
-                          cache_name=cache_name, overwrite=overwrite,
+                          skeleton_cache=skeleton_cache, overwrite=overwrite,
                           progress=not no_progress)
     click.echo(report.summary())

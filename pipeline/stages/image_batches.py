@@ -67,7 +67,7 @@ class ImageBatchTask(ShardTask):
     def open_stitch_shard(self, shard_index: int, samples: Sequence[Sample]) -> CacheReader:
         """The stitch cache's shard ``shard_index``, refused if the stitch cache is no
         longer the one the spec was made from, or not made for ``samples``."""
-        cache = Workdir(self.workdir).cache_dir(STITCH, self.plan.stitch_name)
+        cache = Workdir(self.workdir).cache_dir(STITCH, self.plan.stitch_cache)
         return open_upstream_shard(str(cache.path), STITCH, shard_index,
                                    [sample.id for sample in samples],
                                    self.plan.stitch_spec.fingerprint, self.plan.spec.stage)

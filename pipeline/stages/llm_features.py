@@ -103,7 +103,7 @@ def cache_llm_features(workdir: str | os.PathLike | Workdir, model: str = DEFAUL
                        max_new_tokens: int = 20, image_size: int | None = None,
                        keep_aspect: bool = False, revision: str | None = None,
                        cache_name: str | None = None,
-                       stitch_name: str = DEFAULT_CACHE_NAME,
+                       stitch_cache: str = DEFAULT_CACHE_NAME,
                        trust_remote_code: bool = False,
                        overwrite: bool = False, retry_failures: bool = False,
                        progress: bool = True, shard_indices: Iterable[int] | None = None,
@@ -128,7 +128,7 @@ def cache_llm_features(workdir: str | os.PathLike | Workdir, model: str = DEFAUL
 
     plan = plan_model_stage(workdir, LLM_FEATURES, model=model, revision=revision,
                             device=group.device(device), dtype=dtype,
-                            stitch_name=stitch_name,
+                            stitch_cache=stitch_cache,
                             shards=shards, params=params, cache_name=cache_name,
                             name_parts=[questions])
     task = LlmFeatureTask(workdir.path, plan, batch_size, questions=questions,

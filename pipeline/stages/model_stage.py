@@ -29,14 +29,14 @@ class ModelStagePlan:
     device: str
     dtype: str
     source: ModelSource
-    stitch_name: str
+    stitch_cache: str
     stitch_spec: CacheSpec
     spec: CacheSpec
     cache_name: str
 
 
 def plan_model_stage(workdir: Workdir, stage: str, *, model: str, revision: str | None,
-                     device: str, dtype: str, stitch_name: str,
+                     device: str, dtype: str, stitch_cache: str,
                      shards: Iterable[int] | None,
                      params: Callable[[ModelSource, str], dict[str, Any]],
                      cache_name: str | None, name_parts: Sequence[Any]) -> ModelStagePlan:
@@ -44,10 +44,10 @@ def plan_model_stage(workdir: Workdir, stage: str, *, model: str, revision: str 
     :class:`~pipeline.models.errors.ModelError`) and gives the spec's parameters."""
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    with open_stitch_cache(workdir, stitch_name, shards) as stitch:
+    with open_stitch_cache(workdir, stitch_cache, shards) as stitch:
         stitch_spec = stitch.spec
     source = resolve_model(model, revision)                 # reads config.json only
     spec = workdir.spec(stage, params(source, dtype),
-                        upstream={f"{STITCH}/{stitch_name}": stitch_spec.fingerprint})
+                        upstream={f"{STITCH}/{stitch_cache}": stitch_spec.fingerprint})
     name = cache_name or derived_cache_name(source.name, *name_parts)
-    return ModelStagePlan(device, dtype, source, stitch_name, stitch_spec, spec, name)
+    return ModelStagePlan(device, dtype, source, stitch_cache, stitch_spec, spec, name)

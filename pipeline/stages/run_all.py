@@ -17,6 +17,11 @@ Options come from a YAML file and/or flags (flags win)::
     rgb-features: {encoder: microsoft/resnet-50, batch_size: 32}   # arguments
     llm-features: {model: Salesforce/blip-vqa-base, questions: [...]}
 
+Cache names use the commands' words: ``cache_name`` is the cache a stage builds (``--name``),
+``skeleton_cache``, ``frames_cache`` and ``stitch_cache`` the caches it reads
+(``--skeleton-cache``, ...). ``stitch_name``, the earlier spelling of ``stitch_cache``, is
+still read.
+
 With ``poses`` on, the skeletons step runs ``extract-poses`` (its options: the ``poses``
 section, ``--set poses.KEY=VALUE``); a ``skeletons`` section is then an error, as options
 for a stage that does not run. ``jobs`` from the common options is not given to the model stages (rgb-features,
@@ -59,7 +64,9 @@ COMMON_KEYS = ("jobs", "overwrite", "retry_failures", "progress")
 TOP_KEYS = ("from", "to", "skip_failures", POSES, *COMMON_KEYS)
 _NOT_CONFIGURABLE = ("workdir", "shard_indices", "rank", "world_size")
 #: stage options that name a cache: plain names only, checked before any stage runs
-CACHE_NAME_OPTIONS = ("cache_name", "skeleton_cache", "frames_cache", "stitch_name")
+CACHE_NAME_OPTIONS = ("cache_name", "skeleton_cache", "frames_cache", "stitch_cache")
+#: earlier spellings of options, still read from configs: old -> current
+RENAMED_OPTIONS = {"stitch_name": "stitch_cache"}
 
 
 class StageFailedError(Exception):
@@ -158,6 +165,7 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
             if not isinstance(value, Mapping):
                 raise ValueError(f"{source}: section {key!r} must be a mapping of options"
                                  + (" (or true/false)" if stage == POSES else ""))
+            value = _current_spellings(value, f"{source}: {stage}")
             allowed = stage_options(stage)
             unknown = sorted(set(value) - set(allowed))
             if "jobs" in unknown and stage in MODEL_STAGES:
@@ -175,6 +183,15 @@ def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> RunC
             raise ValueError(f"{source}: unknown key {key!r}; allowed: {', '.join(TOP_KEYS)} "
                              f"and one section per stage ({', '.join(RUN_STAGES)})")
     return config
+
+
+def _current_spellings(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``options`` with earlier spellings (:data:`RENAMED_OPTIONS`) renamed."""
+    for old, current in RENAMED_OPTIONS.items():
+        if old in options and current in options:
+            raise ValueError(f"{where}: {old} is the earlier spelling of {current}; give "
+                             "one of them")
+    return {RENAMED_OPTIONS.get(key, key): value for key, value in options.items()}
 
 
 def _normalise(stage: str, key: str, value: Any) -> Any:

@@ -1,8 +1,12 @@
 """Whether two caches hold the same content: every sample, field, array and failure.
 
-For checking that a cache built another way (resumed after a kill, split over several
-processes) equals one built in a single uninterrupted run. Tokens and write times are
-not content and are not compared.
+For checking that a cache the pipeline built another way (resumed after a kill, split
+over several processes) equals one built in a single uninterrupted run: the tests and
+``benchmarks/bench_kill.py`` use it. It is a pipeline tool, not part of the cache
+contract (``data_manifest``), and nothing in ``train`` needs it. Each cache is read
+without a shard plan, so a cache with shards of two plans mixed is refused (see
+:class:`~data_manifest.store.CacheReader`). Tokens and write times are not content and
+are not compared.
 """
 
 from __future__ import annotations
