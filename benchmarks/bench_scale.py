@@ -9,7 +9,8 @@ the ``train`` dataset and a DataLoader built as the trainer builds it, 2 workers
 pass runs in a fresh process:
 
 - ``bounded``: ``ulimit -n 256`` (soft limit) and the readers as they are: a budget of
-  open HDF5 files per process (its limit / 8 = 32), numeric fields read by ``pread``;
+  open files per process (its limit / 8 = 32; HDF5 handles and the plain descriptors
+  kept for reads alike), numeric fields read by ``pread`` on a kept descriptor;
 - ``unbounded``: the baseline, the reader of commit ``b45e25f`` (before the budget, taken
   from git history) under the hard open-file limit: every shard a process touches stays
   open and every value is read through HDF5. It is skipped when git or that commit is
@@ -174,7 +175,8 @@ def baseline_source() -> str | None:
 
 
 def use_baseline_reader() -> None:
-    """Make WORKDIRs open caches with the baseline reader (same constructor, no plan)."""
+    """Make WORKDIRs open caches with the baseline reader (same constructor, no plan, no
+    outdated-shard check)."""
     import types
 
     import data_manifest.workdir as workdir_module
@@ -182,8 +184,10 @@ def use_baseline_reader() -> None:
     exec(compile(baseline_source(), f"{BASELINE_COMMIT}:data_manifest/store.py", "exec"),
          module.__dict__)
 
-    def reader(path, expect=None, expect_stage=None, plan=None):
-        return module.CacheReader(path, expect=expect, expect_stage=expect_stage)
+    def reader(path, expect=None, expect_stage=None, plan=None, outdated=None):
+        opened = module.CacheReader(path, expect=expect, expect_stage=expect_stage)
+        opened.outdated = {}
+        return opened
     workdir_module.CacheReader = reader
 
 
