@@ -111,15 +111,16 @@ def test_a_shard_rewritten_for_another_plan_is_refused(tmp_path):
 def test_a_failed_reopen_releases_the_pools_handle_once(cache):
     _write(cache, _spec(), 0, {"a": [1.0]})
     pool = HandlePool(limit=4)
-    CacheReader(cache.path, pool=pool).get("a")     # leaves that write open in the pool
-    _write(cache, _spec(), 0, {"a": [2.0]})
-    newer = CacheReader(cache.path, pool=pool)      # indexes the new write
+    older = CacheReader(cache.path, pool=pool)
+    older.get("a")                                  # leaves that write open in the pool
     old = pool.acquire(cache.shard_path(0))
     pool.release(old)
-    cache.shard_path(0).unlink()                    # reopening it fails
+    _write(cache, _spec(), 0, {"a": [2.0]})
+    newer = CacheReader(cache.path, pool=pool)      # indexes the new write
+    cache.shard_path(0).unlink()                    # so reopening it fails
     with pytest.raises(StaleCacheError, match="was deleted"):
         newer.get("a")
-    assert old.users == 0
+    assert old.users == 0 and older.shard_indices == [0]
 
 
 def test_a_reader_of_some_shards_opens_only_those(cache, monkeypatch):
