@@ -226,9 +226,10 @@ class Workdir:
         (built from since-rewritten upstream shards or from input files changed since)
         are read, with a warning saying how many and what to run."""
         cache = self.cache_dir(stage, name)
+        spec = cache.spec() if cache.exists() else None
         tokens: dict[int, dict[str, str]] = {}
-        if cache.exists() and cache.spec().upstream:
-            tokens = self.upstream_tokens(cache.spec(), range(self.num_shards))
+        if spec is not None and spec.upstream:
+            tokens = self.upstream_tokens(spec, range(self.num_shards))
         reader = CacheReader(cache.path, expect=expect, expect_stage=stage, plan=self.plan,
                              outdated=lambda index, header: outdated_reason(
                                  header, tokens.get(index, {})))
