@@ -113,9 +113,9 @@ class _ArrayOf:
         self.dtype, self.data, self.shape = dtype, data, shape
 
     def __reduce__(self):
-        from numpy._core.multiarray import _reconstruct
-        return _reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False,
-                                                         self.data)
+        reconstruct = np.zeros(1).__reduce__()[0]     # NumPy's _reconstruct, 1.x or 2.x
+        return reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False,
+                                                        self.data)
 
 
 class _ScalarOf:
@@ -123,7 +123,7 @@ class _ScalarOf:
         self.dtype, self.data = dtype, data
 
     def __reduce__(self):
-        from numpy._core.multiarray import scalar
+        scalar = np.int64(0).__reduce__()[0]          # NumPy's scalar, 1.x or 2.x
         return scalar, (self.dtype, self.data)
 
 
