@@ -71,13 +71,12 @@ import torch
 
 from train.errors import CheckpointError, error_summary
 from train.files import write_atomic
+from train.run_files import CONFIG_FILE, IMPORT_FILE  # noqa: F401 (the run's files by name)
 
 log = logging.getLogger(__name__)
 
 FORMAT = "mmcl-train-checkpoint"
 VERSION = 1
-CONFIG_FILE = "config.yaml"
-IMPORT_FILE = "import.json"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_CHOICES = ("auto", "best", "last")
 

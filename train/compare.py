@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from train.errors import TrainError
-from train.runs import Row, expand_runs, labels_for, read_ensemble, read_run
+from train.run_files import expand_runs, labels_for
+from train.runs import Row, read_ensemble, read_run
 
 FORMATS = ("table", "markdown", "csv")
 COLUMNS = ("run", "backbone", "modality", "objective", "dataset", "protocol", "epochs",

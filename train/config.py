@@ -43,6 +43,10 @@ FEEDERS = ("ntu", "nw-ucla", "custom")
 SCHEDULES = ("step", "cosine")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
 AUTO = "auto"     # a value taken from the data when the run starts
+# keys that may change when a run is resumed: they do not change what is learned
+RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
+                    "run.eval_every_epochs", "run.log_with", "run.log_every_steps",
+                    "schedule.epochs", "model.impl", "run.threads")
 
 
 @dataclass

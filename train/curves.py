@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from train.errors import TrainError
 from train.plots import new_figure, save_figure
-from train.runs import labels_for, read_metrics
+from train.run_files import labels_for, read_metrics
 
 TERM_STYLES = ("--", "-.", ":")
 ACCURACY_STYLES = {"test": "-", "val": "--", "train": ":"}

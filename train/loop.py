@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from train import checkpoint as ckpt
 from train.cache_binding import check_binding
-from train.config import TrainConfig, absolute_paths, config_differences, load_yaml
+from train.config import (RESUME_SAFE_KEYS, TrainConfig, absolute_paths, config_differences,
+                          load_yaml)
 from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, fit_to_data, load_data
 from train.data.sampler import EpochSampler
@@ -43,6 +44,8 @@ from train.models.cost import model_cost
 from train.models.graph import layout_by_name_or_joints
 from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
+from train.run_files import (CONFIG_FILE, DATA_FILE, INIT_FILE, METRICS_FILE,  # noqa: F401
+                             MODEL_FILE, read_metrics)
 from train.schedule import build_scheduler
 from train.scoring import score_dataset
 from train.threads import ThreadPlan, apply_threads
@@ -50,15 +53,6 @@ from train.tracking import RunTracking
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = ckpt.CONFIG_FILE
-METRICS_FILE = "metrics.jsonl"
-DATA_FILE = "data.json"           # sample counts per part and the samples left out, why
-INIT_FILE = "init.json"           # what model.init_from loaded and what it left fresh
-MODEL_FILE = "model.json"         # the backbone, its parameters and FLOPs per sample
-# keys that may change when a run is resumed: they do not change what is learned
-RESUME_SAFE_KEYS = ("data.num_workers", "run.progress", "run.checkpoint_every_steps",
-                    "run.eval_every_epochs", "run.log_with", "run.log_every_steps",
-                    "schedule.epochs", "model.impl", "run.threads")
 
 
 @dataclass
@@ -118,13 +112,6 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> T
         raise ConfigError(f"{run_dir} holds no run ({CONFIG_FILE} missing); give a preset "
                           "or config to start one")
     return config
-
-
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _write_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> None:

@@ -13,15 +13,14 @@ epoch), else the run is reported as not evaluated.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from train import checkpoint as ckpt
-from train.config import TrainConfig, load_yaml
+from train.config import RESUME_SAFE_KEYS, TrainConfig, load_yaml
 from train.errors import TrainError
-from train.loop import DATA_FILE, RESUME_SAFE_KEYS, read_metrics
+from train.run_files import CONFIG_FILE, DATA_FILE, is_run_dir, read_metrics
 from train.tracking import flat_config
 
 # left out when two runs' setups are compared: the keys a run may change on resume
@@ -60,34 +59,6 @@ class Row:
         return (self.kind, self.backbone, self.modality, self.dataset, self.protocol)
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / ckpt.CONFIG_FILE).is_file()
-
-
-def expand_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run directories from the arguments; a folder of runs stands for the runs in it."""
-    runs: list[Path] = []
-    for path in map(Path, paths):
-        if is_run_dir(path):
-            runs.append(path)
-        elif path.is_dir() and (inside := sorted(p for p in path.iterdir() if is_run_dir(p))):
-            runs.extend(inside)
-        else:
-            raise TrainError(f"{path} is not a run directory (no {ckpt.CONFIG_FILE}) and "
-                             "holds none")
-    return runs
-
-
-def labels_for(paths: Sequence[Path]) -> list[str]:
-    """Short unique names: the last path parts that tell the paths apart."""
-    parts = [Path(os.path.abspath(p)).parts for p in paths]
-    for depth in range(1, max((len(p) for p in parts), default=1) + 1):
-        labels = ["/".join(p[-depth:]) for p in parts]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [str(p) for p in paths]
-
-
 def objective_label(config: TrainConfig) -> str:
     name = config.objective.name
     if name == "classification":
@@ -118,7 +89,7 @@ def _workdir_info(config: TrainConfig) -> tuple[str, str | None]:
 
 def _run_setup(path: Path, label: str) -> tuple[Row, TrainConfig, list[dict[str, Any]]]:
     try:
-        config = TrainConfig.from_dict(load_yaml(path / ckpt.CONFIG_FILE))
+        config = TrainConfig.from_dict(load_yaml(path / CONFIG_FILE))
     except TrainError as error:
         raise TrainError(f"{path}: {error}") from error
     history = _read_json(path, lambda: read_metrics(path))

@@ -25,7 +25,7 @@ def plot_command(runs: tuple[Path, ...], output: Path, title: str | None,
     of one or several runs, one colour per run, from their metrics.jsonl. A folder of runs
     stands for all of them."""
     from train.curves import plot_runs
-    from train.runs import expand_runs
+    from train.run_files import expand_runs
 
     paths = expand_runs(runs)
     plot_runs(paths, output, title=title, terms=not no_terms)
