@@ -286,3 +286,69 @@ def test_a_damaged_run_is_a_clear_error(runs, tmp_path):
     result = CliRunner().invoke(cli, ["compare", str(run)])
     assert result.exit_code == 2
     assert f"{run}: data.json or metrics.jsonl is not valid JSON" in result.output
+
+
+def test_searched_weights_need_the_proof_of_other_samples(runs, tmp_path):
+    """Regression: compare showed the fused accuracy of weights searched on held-out files
+    without knowing whether those held the fused (test) samples."""
+    ucla = runs / "ucla"
+    joint, bone = ucla / "plain-joint", ucla / "plain-bone"
+    scores = []
+    for run in (joint, bone):
+        for part in ("test", "val"):
+            evaluate_run(run, checkpoint="last", part=part,
+                         output_dir=tmp_path / f"{run.name}-{part}",
+                         model_builder=tiny_builder, overrides={"data": {"val_fraction": 0.25}})
+        scores.append(tmp_path / f"{run.name}-test" / "scores.npz")
+    result = CliRunner().invoke(cli, ["ensemble", *map(str, scores),
+                                      "--search", str(tmp_path / "plain-joint-val/scores.npz"),
+                                      "--search", str(tmp_path / "plain-bone-val/scores.npz"),
+                                      "--output", str(tmp_path / "fused.npz")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "fused.json").read_text())
+    assert record["version"] == 2 and record["heldout_check"]["overlap"] == 0
+    assert [held["part"] for held in record["heldout"]] == ["val", "val"]
+    assert compare([tmp_path / "fused.json"])[0].top1 == record["top1"]
+    del record["heldout_check"]                         # as version 1 wrote it
+    record["version"] = 1
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    row = compare([tmp_path / "old.json"])[0]
+    assert row.top1 is None
+    assert any("does not prove to be other samples" in note for note in row.notes)
+
+
+def test_damaged_reports_and_records_are_clear_errors(runs, tmp_path):
+    """Regression: a damaged `train eval` report was a traceback, an ensemble record
+    without streams or weights a bare KeyError."""
+    run = tmp_path / "plain-joint"
+    shutil.copytree(runs / "ucla" / "plain-joint", run)
+    report = run / "eval" / "test-best" / "metrics.json"
+    report.parent.mkdir(parents=True)
+    report.write_text('{"top1": 0.5, ')
+    result = CliRunner().invoke(cli, ["compare", str(run)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{report} is not a readable `train eval` report" in result.output
+    for broken, what in (({}, "'streams'"), ({"streams": [{"scores": "a.npz"}]}, "'weights'"),
+                         ({"streams": [{"scores": "a.npz"}], "weights": [1, 2]}, "'weights'")):
+        path = tmp_path / "broken.json"
+        path.write_text(json.dumps({"format": "mmcl-ensemble", **broken}))
+        result = CliRunner().invoke(cli, ["compare", str(path)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"{path} is a damaged ensemble record: its {what}" in result.output
+
+
+def test_a_report_of_another_workdir_is_named_as_such(runs, tmp_path):
+    run = tmp_path / "plain-bone"
+    shutil.copytree(runs / "ucla" / "plain-bone", run)
+    evaluate_run(run, model_builder=tiny_builder)
+    report = run / "eval" / "test-last" / "metrics.json"
+    moved = json.loads(report.read_text())
+    moved["workdir"] = str(tmp_path / "elsewhere")
+    report.write_text(json.dumps(moved))
+    row = compare([run])[0]
+    assert row.source == "training log"
+    (run / "metrics.jsonl").write_text("")             # no training log to fall back on
+    row = compare([run])[0]
+    assert row.top1 is None and any(
+        f"its train eval report test-last is of another WORKDIR ({tmp_path / 'elsewhere'})"
+        in note for note in row.notes)

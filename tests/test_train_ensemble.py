@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from train.cli.main import cli
-from train.ensemble import ensemble, fuse, search_weights
+from train.ensemble import ensemble, fuse, ids_digest, search_weights
 from train.errors import TrainError
 from train.scores_io import load_scores, save_scores
 from train.scoring import Scores
@@ -92,11 +95,45 @@ def test_ensemble_command(tmp_path):
     assert "weights: 0.6, 0.4" in result.output and "fused: top-1" in result.output
     fused, names = load_scores(tmp_path / "fused.npz")
     assert names == ["a", "b", "c", "d"] and len(fused.ids) == 20
-    searched = runner.invoke(cli, ["ensemble", *paths, "--search", paths[0],
-                                   "--search", paths[1]])
+    held = []
+    for name, good in (("joint", set(range(10))), ("bone", set(range(4, 20)))):
+        path = tmp_path / f"{name}-val.npz"
+        save_scores(path, _stream(labels, good, len(held) + 5,
+                                  ids=[f"v{i:03d}" for i in range(20)]), ["a", "b", "c", "d"])
+        held.append(str(path))
+    searched = runner.invoke(cli, ["ensemble", *paths, "--search", held[0],
+                                   "--search", held[1], "--output", str(tmp_path / "s.npz")])
     assert searched.exit_code == 0 and "held-out" in searched.output
+    check = json.loads((tmp_path / "s.json").read_text())["heldout_check"]
+    assert check == {"overlap": 0, "heldout_samples": 20,
+                     "heldout_ids_sha256": ids_digest([f"v{i:03d}" for i in range(20)]),
+                     "fused_ids_sha256": ids_digest(fused.ids)}
     bad = runner.invoke(cli, ["ensemble", *paths, "--weights", "1"])
     assert bad.exit_code == 2 and "1 weights for 2" in bad.output
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     junk = runner.invoke(cli, ["ensemble", str(tmp_path / "junk.npz")])
     assert junk.exit_code == 2 and "not a scores file" in junk.output
+
+
+def test_held_out_scores_of_the_fused_samples_are_refused(tmp_path):
+    """Regression: weights could be searched on the test scores themselves (copied under
+    another name, or sharing part of the samples) and nothing said so."""
+    labels = [i % 4 for i in range(20)]
+    streams = [_stream(labels, set(range(15)), 0), _stream(labels, set(range(5, 20)), 1)]
+    partly = [_stream(labels, set(range(12)), 2, ids=[f"s{i:03d}" for i in range(3)]
+                      + [f"v{i:03d}" for i in range(17)]) for _ in range(2)]
+    with pytest.raises(TrainError, match=r"3 of the 20 held-out samples are also among the "
+                                         r"20 samples to fuse .*Held out: h1, h2; fused: "
+                                         r"f1, f2"):
+        ensemble(streams, heldout=partly, names=["f1", "f2"], heldout_names=["h1", "h2"])
+    paths = []
+    for index, stream in enumerate(streams):
+        paths.append(tmp_path / f"test-{index}.npz")
+        save_scores(paths[-1], stream, ["a", "b", "c", "d"])
+        shutil.copy(paths[-1], tmp_path / f"copy-{index}.npz")
+    result = CliRunner().invoke(cli, ["ensemble", *map(str, paths),
+                                      "--search", str(tmp_path / "copy-0.npz"),
+                                      "--search", str(tmp_path / "copy-1.npz")])
+    assert result.exit_code == 2
+    assert "20 of the 20 held-out samples are also among the 20 samples to fuse" \
+        in result.output and str(tmp_path / "copy-0.npz") in result.output

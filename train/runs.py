@@ -197,10 +197,15 @@ def _ensemble_problems(record: dict[str, Any]) -> list[str]:
             problems.append(f"{stream['scores']}: no `train eval` report beside it, so its "
                             "checkpoint and part are unknown")
     streams = {stream["scores"] for stream in record["streams"]}
-    for held in record.get("heldout") or []:
-        if held["scores"] in streams or held.get("part") == "test":
-            problems.append("the weights were searched on test scores")
-            break
+    heldout = record.get("heldout") or []
+    if any(held["scores"] in streams or held.get("part") == "test" for held in heldout):
+        problems.append("the weights were searched on test scores")
+    elif record.get("weights_from") == "searched":
+        check = record.get("heldout_check")
+        if not (isinstance(check, dict) and check.get("overlap") == 0):
+            problems.append("the weights were searched on held-out scores that the record "
+                            "does not prove to be other samples than the fused ones (a "
+                            "record of an older `train ensemble`): run it again")
     return problems
 
 
@@ -225,21 +230,40 @@ def _add_test_accuracy(row: Row, path: Path, config: TrainConfig,
         if (state.get("position") or {}).get("step_in_epoch"):
             row.checkpoint = f"last, mid-epoch {epoch + 1} (step {step})"
     report = path / "eval" / f"test-{chosen.stem}" / "metrics.json"
-    reported = json.loads(report.read_text()) if report.is_file() else None
-    if reported is not None and _same_weights(reported, chosen, epoch, step, config):
+    reported = _read_report(report) if report.is_file() else None
+    mismatch = _report_mismatch(reported, chosen, epoch, step, config) if reported else None
+    if reported is not None and mismatch is None:
         row.top1, row.top5, row.source = reported["top1"], reported["top5"], "train eval"
         return
     line = next((m for m in history if m.get("epoch") == epoch), None)
     if (line is not None and "test_top1" in line and line.get("global_step") == step):
         row.top1, row.top5, row.source = line["test_top1"], line["test_top5"], "training log"
         return
-    stale = " (its train eval report is of other weights)" if reported is not None else ""
+    stale = f" (its train eval report {report.parent.name} is {mismatch})" if mismatch else ""
     row.notes.append(f"not evaluated on test{stale}: run `train eval {path}`")
 
 
-def _same_weights(report: dict[str, Any], chosen: Path, epoch: Any, step: Any,
-                  config: TrainConfig) -> bool:
-    return (report.get("part") == "test" and Path(report.get("checkpoint", "")).name ==
-            chosen.name and report.get("epoch") == epoch
-            and report.get("global_step", step) == step
-            and report.get("workdir") in (None, config.data.workdir))
+def _read_report(report: Path) -> dict[str, Any]:
+    try:
+        reported = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TrainError(f"{report} is not a readable `train eval` report ({error}); "
+                         "delete it or run `train eval` again") from error
+    if not isinstance(reported, dict) or not {"top1", "top5"} <= set(reported):
+        raise TrainError(f"{report} is not a `train eval` report (no top1/top5); delete it "
+                         "or run `train eval` again")
+    return reported
+
+
+def _report_mismatch(report: dict[str, Any], chosen: Path, epoch: Any, step: Any,
+                     config: TrainConfig) -> str | None:
+    """Why ``report`` is not the test accuracy of ``chosen`` on the run's own WORKDIR."""
+    workdir = report.get("workdir")
+    if workdir is not None and workdir != config.data.workdir:
+        return f"of another WORKDIR ({workdir})"
+    if report.get("part") != "test":
+        return f"of the {report.get('part')} part"
+    if (Path(report.get("checkpoint", "")).name != chosen.name
+            or report.get("epoch") != epoch or report.get("global_step", step) != step):
+        return "of other weights"
+    return None

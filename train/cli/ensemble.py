@@ -109,7 +109,8 @@ def ensemble_command(inputs: tuple[Path, ...], weights: str | None,
         held = [load_scores(path)[0] for path in heldout] if heldout else None
         held_files = list(heldout) or None
     result = ensemble(streams, weights=_weights(weights), heldout=held, softmax=softmax,
-                      names=names)
+                      names=names,
+                      heldout_names=[str(path) for path in held_files] if held_files else None)
     for name, top1 in zip(names, result.stream_top1):
         click.echo(f"{name}: top-1 {100 * top1:.2f}%")
     if result.heldout_top1 is not None:
