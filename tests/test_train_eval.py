@@ -108,7 +108,15 @@ def test_run_and_eval_commands(tmp_path, monkeypatch):
             "--set", "data.repeat=1"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "best test_top1" in result.output and "checkpoints:" in result.output
+    # regression: a best chosen on the test set was printed as the run's "best test_top1"
+    assert "best test_top1" not in result.output and "checkpoints:" in result.output
+    assert "best.pt was chosen on the test part" in result.output
+    assert "not a result to report; report last.pt's" in result.output
+    with_val = runner.invoke(cli, [args[0], str(tmp_path / "val-run"), *args[2:],
+                                   "--set", "data.val_fraction=0.25"])
+    assert with_val.exit_code == 0, with_val.output
+    assert "best val_top1: " in with_val.output and "chosen on the validation part" \
+        in with_val.output and "test part" not in with_val.output
     # resuming the finished run with no options trains nothing more
     again = runner.invoke(cli, ["run", str(tmp_path / "run")])
     assert again.exit_code == 0 and "(1 epochs" in again.output

@@ -126,9 +126,13 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
             if f"{part}_top1" in last:
                 click.echo(f"last epoch {part}: top-1 {100 * last[f'{part}_top1']:.2f}%, "
                            f"top-5 {100 * last[f'{part}_top5']:.2f}%")
-    if result.best:
+    if result.best and result.best.get("selected_on") == "val":
         click.echo(f"best {result.best['metric']}: {100 * result.best['value']:.2f}% "
-                   f"(epoch {result.best['epoch']})")
+                   f"(epoch {result.best['epoch']}, chosen on the validation part)")
+    elif result.best:
+        click.echo("best.pt was chosen on the test part (no validation part: "
+                   "data.val_fraction is 0), so its accuracy is not a result to report; "
+                   f"report last.pt's (`train eval {run_dir}` takes it)")
     click.echo(f"checkpoints: {run_dir / 'checkpoints'}; metrics: "
                f"{run_dir / 'metrics.jsonl'}")
     if "tensorboard" in result.trackers:
