@@ -14,6 +14,7 @@ from train.errors import ConfigError, NonFiniteLossError
 from train.loop import read_metrics, train
 from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, StepOutput
+from train.schedule import build_scheduler
 from train_factories import TinyGCN, make_workdir, tiny_builder, tiny_config
 
 
@@ -101,6 +102,30 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(workdir, tmp_pa
     # the resumed epoch's metrics cover the whole epoch, not only the part after resuming
     assert [h["loss"] for h in resumed.history] == pytest.approx(
         [h["loss"] for h in straight.history])
+
+
+@pytest.mark.parametrize("kind, extra", [("cosine", []), ("step", ["schedule.steps=[2, 4]"])])
+def test_a_longer_resume_follows_the_new_schedule(workdir, tmp_path, kind, extra):
+    """Regression: the scheduler's state dict restored the cosine factor's old ``epochs``,
+    so a run resumed with more epochs stayed at the old schedule's end (lr * min ratio)."""
+    overrides = [f"schedule.kind={kind}", "run.eval_every_epochs=0",
+                 "schedule.min_lr_ratio=0.01", *extra]
+    run_dir = tmp_path / "run"
+    train(tiny_config(workdir, epochs=3, overrides=overrides), run_dir,
+          model_builder=tiny_builder)
+    last = checkpoint_path(run_dir, "last")
+    state = load_checkpoint(last)
+    assert "lr_lambdas" not in state["scheduler"]       # the factor comes from the config
+    if kind == "cosine":                                 # as checkpoints of old versions
+        state["scheduler"]["lr_lambdas"] = [{"warmup_epochs": 1, "epochs": 3,
+                                             "min_ratio": 0.01}]
+        torch.save(state, last)
+    longer = tiny_config(workdir, epochs=6, overrides=overrides)
+    result = train(longer, run_dir, model_builder=tiny_builder)
+    factor = build_scheduler(torch.optim.SGD([torch.zeros(1)], lr=1.0),
+                             longer.schedule).lr_lambdas[0]
+    assert [line["lr"] for line in result.history][3:] == pytest.approx(
+        [0.05 * factor(epoch) for epoch in (3, 4, 5)])
 
 
 def test_resume_with_another_config_is_refused(finished, workdir):

@@ -23,7 +23,7 @@ from train.config import ScheduleConfig
 
 @dataclass
 class WarmupStepFactor:
-    """The lr factor; LambdaLR saves its fields (plain numbers) in its state dict."""
+    """The lr factor of a warm-up then step decay."""
 
     warmup_epochs: int
     steps: list[int] = field(default_factory=list)
@@ -49,10 +49,36 @@ class WarmupCosineFactor:
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig) -> LambdaLR:
+class EpochScheduler(LambdaLR):
+    """A ``LambdaLR`` whose saved state is its position only: the factor is always the one
+    built from the config.
+
+    ``LambdaLR``'s own state dict also holds the factor's fields and restores them over
+    the config's, so a run resumed with a longer ``schedule.epochs`` kept annealing towards
+    the old end. Loading sets the lr of the epoch in progress from the rebuilt factor.
+    Checkpoints written with the saved fields load too (the fields are ignored).
+    """
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.pop("lr_lambdas", None)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        # base_lrs come from the config (optim.lr cannot change on resume)
+        self.__dict__.update({key: value for key, value in state_dict.items()
+                              if key not in ("lr_lambdas", "base_lrs")})
+        self._last_lr = [base * factor(self.last_epoch)
+                         for factor, base in zip(self.lr_lambdas, self.base_lrs)]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig
+                    ) -> EpochScheduler:
     """A per-epoch scheduler: call ``step()`` once at the end of every epoch."""
     if schedule.kind == "cosine":
-        return LambdaLR(optimizer, WarmupCosineFactor(schedule.warmup_epochs, schedule.epochs,
-                                                      schedule.min_lr_ratio))
-    return LambdaLR(optimizer, WarmupStepFactor(schedule.warmup_epochs, list(schedule.steps),
-                                                schedule.gamma))
+        return EpochScheduler(optimizer, WarmupCosineFactor(
+            schedule.warmup_epochs, schedule.epochs, schedule.min_lr_ratio))
+    return EpochScheduler(optimizer, WarmupStepFactor(
+        schedule.warmup_epochs, list(schedule.steps), schedule.gamma))
