@@ -61,12 +61,13 @@ def is_buffer_key(name: str) -> bool:
 def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
                  checkpoints: tuple[str, ...] = ("best", "last"), window: int | None = 16,
                  data: dict | None = None, skeletons: dict | None = None,
-                 **model_overrides) -> Path:
+                 run: dict | None = None, **model_overrides) -> Path:
     """A run directory like the trainer writes: config.yaml + checkpoints/{best,last}.pt
     with a randomly initialised backbone (BN statistics perturbed so eval mode matters).
     ``window`` (frames) is small by default to keep tests fast; None keeps the preset's.
-    ``data``: more ``data`` settings (e.g. the WORKDIR); ``skeletons``: the skeleton cache
-    params the checkpoints record (none by default)."""
+    ``data``: more ``data`` settings (e.g. the WORKDIR); ``run``: ``run`` settings (e.g.
+    its mixed precision); ``skeletons``: the skeleton cache params the checkpoints record
+    (none by default)."""
     from train.checkpoint import FORMAT, VERSION, checkpoint_path, save_checkpoint
     from train.config import resolve_config
     from train.modeling import build_backbone, model_info
@@ -76,6 +77,8 @@ def make_run_dir(root: Path, preset: str = "nw-ucla", seed: int = 0,
         updates.append({"data": {"window": window}})
     if data:
         updates.append({"data": data})
+    if run:
+        updates.append({"run": run})
     config = resolve_config(preset=preset, updates=updates)
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)

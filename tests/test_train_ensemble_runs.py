@@ -8,12 +8,14 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from model_factories import make_run_dir, single_thread  # noqa: F401 (autouse)
 from train.cli.main import cli
 from train.ensemble import fuse, search_weights
+from train.evaluate import evaluate_run
 from train.scores_io import load_scores
 from train_factories import make_workdir
 
@@ -90,3 +92,25 @@ def test_bad_combinations_are_clear_errors(runs, tmp_path):
     assert files_flag.exit_code == 2 and "--search-val takes run directories" in files_flag.output
     runs_flag = _invoke(runs["ctrgcn-joint"], "--search", scores)
     assert runs_flag.exit_code == 2 and "use --search-val" in runs_flag.output
+
+
+def test_runs_trained_in_different_precisions_are_rescored_in_one_process(runs, tmp_path):
+    """Regression: the second run's evaluation made a new Accelerator of another mixed
+    precision ("AcceleratorState has already been initialized")."""
+    data = {"workdir": str(runs["ctrgcn-joint"].parent.parent / "wd"), "val_fraction": 0.34,
+            "num_workers": 0}
+    bf16 = make_run_dir(tmp_path / "bf16", seed=7, num_classes=3, data=data,
+                        run={"mixed_precision": "bf16"})
+    result = _invoke(runs["ctrgcn-joint"], bf16, "--weights", "1,1", "--rescore")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("test scores scored") == 2
+    report = json.loads((bf16 / "eval/test-last/metrics.json").read_text())
+    assert report["mixed_precision"] == "bf16"
+    # each run in its own precision: the bf16 run's scores are those of a bf16 forward pass
+    scored, _ = load_scores(bf16 / "eval/test-last/scores.npz")
+    full = evaluate_run(bf16, output_dir=tmp_path / "fp32",
+                        overrides={"run": {"mixed_precision": "no"}}).scores.scores
+    assert not np.array_equal(scored.scores, full)
+    np.testing.assert_allclose(scored.scores, full, atol=0.1 * np.abs(full).max())
+    plain = json.loads((runs["ctrgcn-joint"] / "eval/test-last/metrics.json").read_text())
+    assert plain["mixed_precision"] == "no"

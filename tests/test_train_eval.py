@@ -171,3 +171,31 @@ def test_real_ctrgcn_trains_and_evaluates_through_the_commands(tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     scores, _ = load_scores(tmp_path / "run/eval/test-last/scores.npz")
     assert scores.scores.shape == (3, 3) and np.isfinite(scores.scores).all()
+
+
+def test_another_workdir_never_overwrites_or_stands_for_the_run_s_own(run, tmp_path,
+                                                                      monkeypatch):
+    """Regression: `train eval RUN --workdir OTHER` wrote RUN/eval/test-last (the run's own
+    report), and `train ensemble RUN` then reused those scores as the run's test scores."""
+    import shutil
+
+    import train.evaluate
+    from train.run_scores import run_scores
+    monkeypatch.setattr(train.evaluate, "build_backbone", tiny_builder)
+    other = make_workdir(tmp_path / "other-wd", per_class_view=6, seed=5)
+    own = evaluate_run(run, checkpoint="last")
+    elsewhere = evaluate_run(run, checkpoint="last",
+                             overrides={"data": {"workdir": str(other)}})
+    assert own.output_dir == run / "eval" / "test-last"
+    assert elsewhere.output_dir.parent == run / "eval"
+    assert elsewhere.output_dir.name.startswith("test-last-other-wd-")
+    assert not np.array_equal(own.scores.scores, elsewhere.scores.scores)
+    saved, _ = load_scores(run / "eval" / "test-last" / "scores.npz")
+    np.testing.assert_array_equal(saved.scores, own.scores.scores)
+    # a report of the other WORKDIR where the run's own belongs (as older versions wrote)
+    shutil.rmtree(own.output_dir)
+    shutil.copytree(elsewhere.output_dir, own.output_dir)
+    scored = run_scores(run, "test", checkpoint="last")
+    assert not scored.reused
+    np.testing.assert_array_equal(scored.scores.scores, own.scores.scores)
+    assert run_scores(run, "test", checkpoint="last").reused

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 
 from train.checkpoint import CheckpointError, FORMAT, checkpoint_path, load_checkpoint
 from train.errors import ConfigError, NonFiniteLossError
@@ -126,6 +127,35 @@ def test_a_longer_resume_follows_the_new_schedule(workdir, tmp_path, kind, extra
                              longer.schedule).lr_lambdas[0]
     assert [line["lr"] for line in result.history][3:] == pytest.approx(
         [0.05 * factor(epoch) for epoch in (3, 4, 5)])
+
+
+def test_evaluation_workers_live_for_the_whole_run(workdir, tmp_path, monkeypatch):
+    """Regression: every evaluated epoch made new val/test DataLoaders, whose workers
+    started again and reopened the shards."""
+    import train.scoring as scoring
+    made, iterators = [], []
+
+    class Recording(DataLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def __iter__(self):
+            iterator = super().__iter__()
+            iterators.append((self, iterator))
+            return iterator
+
+    monkeypatch.setattr(scoring, "DataLoader", Recording)
+    config = tiny_config(workdir, epochs=3, overrides=["data.num_workers=1",
+                                                       "data.val_fraction=0.25"])
+    result = train(config, tmp_path / "run", model_builder=tiny_builder)
+    assert all("val_top1" in line and "test_top1" in line for line in result.history)
+    assert len(made) == 2 and all(loader.persistent_workers for loader in made)
+    for loader in made:                 # one iterator, so one set of workers, per part
+        assert len({id(it) for owner, it in iterators if owner is loader}) == 1
+        assert sum(owner is loader for owner, _ in iterators) == 3
+    made.clear()
+    iterators.clear()
 
 
 def test_resume_with_another_config_is_refused(finished, workdir):

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import train.loop as loop_module
-import train.transfer.evaluate as transfer_module
+import train.evaluate as evaluate_module
 from data_manifest.classes import NTU120_CLASSES, UTD_MHAD_CLASSES
 from data_manifest.class_map import ClassMapError
 from data_manifest.layouts import NTU
@@ -30,6 +30,7 @@ from train.cli.main import cli
 from train.config import TrainConfig
 from train.data.feeders import build_feeder
 from train.errors import ConfigError, TrainError
+from train.import_checkpoint import import_checkpoint
 from train.loop import INIT_FILE, train
 from train.scores_io import load_scores
 from train.transfer.evaluate import evaluate_transfer
@@ -214,7 +215,7 @@ def test_bad_class_maps_and_targets_are_clear_errors(setup, tmp_path):
 
 def test_the_eval_command(setup, monkeypatch):
     root, _ = setup
-    monkeypatch.setattr(transfer_module, "build_backbone", tiny_builder)
+    monkeypatch.setattr(evaluate_module, "build_backbone", tiny_builder)
     runner = CliRunner()
     base = ["eval", str(root / "run"), "--no-progress"]
     result = runner.invoke(cli, [*base, "--workdir", str(root / "utd"), "--class-map",
@@ -240,6 +241,36 @@ def test_the_eval_command(setup, monkeypatch):
                                 "{2: 130}"])
     assert wrong.exit_code == 2 and "error: class map cannot be used" in wrong.output
     assert "Traceback" not in wrong.output
+
+
+def test_imported_weights_score_another_dataset_with_the_run_s_thread_plan(setup, tmp_path,
+                                                                          monkeypatch):
+    """Regression: transfer evaluation re-implemented the scoring sequence without the
+    thread plan (run.threads was ignored) and read the checkpoint's entries directly; it
+    now goes through evaluate_run's steps, which take imported runs too."""
+    root, _ = setup
+    monkeypatch.setattr(evaluate_module, "build_backbone", tiny_builder)
+    trained = load_checkpoint(resolve_checkpoint(root / "run"))
+    torch.save(trained["model"], tmp_path / "weights.pt")
+    config = TrainConfig.from_dict(trained["config"])
+    config.data.workdir = None                   # published weights know no WORKDIR
+    import_checkpoint(tmp_path / "weights.pt", tmp_path / "imported", config,
+                      model_builder=tiny_builder)
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(cli, [
+            "eval", str(tmp_path / "imported"), "--workdir", str(root / "utd"),
+            "--class-map", "utd-mhad-to-ntu120", "--set", "run.threads=2", "--no-progress"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    [out] = (tmp_path / "imported" / "eval").glob("transfer-utd-*-all-last")
+    imported, _ = load_scores(out / "scores.npz")
+    expected = evaluate_transfer(root / "run", root / "utd", "utd-mhad-to-ntu120",
+                                 output_dir=tmp_path / "source", model_builder=tiny_builder)
+    assert imported.ids == expected.scores.ids
+    np.testing.assert_array_equal(imported.scores, expected.scores.scores)
 
 
 def test_the_documented_csv_snippet_is_the_factorys(tmp_path, monkeypatch):

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator
 from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from train import checkpoint as ckpt
+from train.accelerators import make_accelerator, resolve_precision  # noqa: F401
 from train.cache_binding import check_binding
 from train.config import (RESUME_SAFE_KEYS, TrainConfig, absolute_paths, config_differences,
                           load_yaml)
@@ -47,7 +48,7 @@ from train.objectives import ObjectivePlan, TrainingModule, build_objective
 from train.run_files import (CONFIG_FILE, DATA_FILE, INIT_FILE, METRICS_FILE,  # noqa: F401
                              MODEL_FILE, read_metrics)
 from train.schedule import build_scheduler
-from train.scoring import score_dataset
+from train.scoring import eval_loader, score_dataset
 from train.threads import ThreadPlan, apply_threads
 from train.tracking import RunTracking
 
@@ -119,28 +120,6 @@ def _write_metrics(run_dir: Path, lines: list[dict[str, Any]]) -> None:
                       "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
 
 
-# --------------------------------------------------------------------------- accelerator
-
-
-def make_accelerator(config: TrainConfig, trackers: list | None = None) -> Accelerator:
-    """The run's Accelerator; ``trackers`` (``train.tracking``) go to ``log_with``."""
-    precision = config.run.mixed_precision
-    if precision == "auto":
-        if torch.cuda.is_available():
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            precision = "no"
-    if precision == "fp16" and not torch.cuda.is_available():
-        # accelerate would quietly train in fp32 instead
-        raise ConfigError("run.mixed_precision=fp16 needs a GPU; on the CPU use bf16 or no")
-    handlers = [DistributedDataParallelKwargs(
-        find_unused_parameters=config.run.find_unused_parameters)]
-    # cpu=True on CPU-only machines lets `accelerate launch`/`torchrun` run several CPU
-    # processes (gloo); otherwise accelerate treats them as independent single runs.
-    return Accelerator(mixed_precision=precision, kwargs_handlers=handlers,
-                       cpu=not torch.cuda.is_available(), log_with=trackers or None)
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -189,6 +168,12 @@ class _Trainer:
                                  collate_fn=collate_samples, generator=torch.Generator(),
                                  pin_memory=accelerator.device.type == "cuda",
                                  drop_last=False, persistent_workers=workers > 0)
+        # evaluated every few epochs: their workers stay alive too (see eval_loader)
+        self.eval_loaders = {part: eval_loader(dataset, accelerator,
+                                               batch_size=config.optim.test_batch_size,
+                                               num_workers=workers, persistent=True)
+                             for part, dataset in self.eval_sets.items()}
+        self.precision = resolve_precision(config.run.mixed_precision)
         backbone = model_builder(config)
         if config.run.sync_bn and processes > 1:
             backbone = torch.nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
@@ -462,8 +447,9 @@ class _Trainer:
             for part, dataset in self.eval_sets.items():
                 scores = score_dataset(self.unwrapped.backbone, dataset, self.acc,
                                        batch_size=self.config.optim.test_batch_size,
-                                       num_workers=self.config.data.num_workers,
-                                       progress=self.config.run.progress, desc=part)
+                                       progress=self.config.run.progress, desc=part,
+                                       precision=self.precision,
+                                       loader=self.eval_loaders[part])
                 metrics[f"{part}_top1"] = scores.top(1)
                 metrics[f"{part}_top5"] = scores.top(5)
             metrics["eval_time_s"] = round(time.perf_counter() - eval_started, 3)

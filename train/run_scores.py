@@ -1,8 +1,9 @@
 """A run's scores on a split part, for fusing runs (``train ensemble RUN_DIR...``).
 
 The scores ``train eval`` wrote (``RUN_DIR/eval/<part>-<checkpoint>/scores.npz``) are
-reused while they are still those of the checkpoint in use (same file, written after it);
-otherwise the run is evaluated again, which rewrites them.
+reused while they are still those of the checkpoint in use (same file, written after it)
+on the run's own WORKDIR and skeleton cache; otherwise the run is evaluated again, which
+rewrites them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from train.checkpoint import resolve_checkpoint
+from train.config import TrainConfig
 from train.errors import TrainError
 from train.models.load_run import read_run_config
 from train.scores_io import load_scores
@@ -44,7 +46,7 @@ def run_scores(run_dir: str | os.PathLike, part: str = "test", *, checkpoint: st
                          "data.val_fraction=0.1 (the same value and run.seed for all)")
     path = resolve_checkpoint(run_dir, checkpoint)
     out = run_dir / "eval" / f"{part}-{path.stem}"
-    if not rescore and _current(out, path, part):
+    if not rescore and _current(out, path, part, config):
         scores, names = load_scores(out / "scores.npz")
         log.info("%s: reusing %s", run_dir, out / "scores.npz")
         return RunScores(run_dir, part, scores, names, out / "scores.npz", reused=True)
@@ -55,13 +57,17 @@ def run_scores(run_dir: str | os.PathLike, part: str = "test", *, checkpoint: st
                      out / "scores.npz", reused=False)
 
 
-def _current(out: Path, checkpoint: Path, part: str) -> bool:
-    """``out`` holds scores of ``checkpoint`` on ``part`` written after the checkpoint."""
+def _current(out: Path, checkpoint: Path, part: str, config: TrainConfig) -> bool:
+    """``out`` holds scores of ``checkpoint`` on ``part`` of the run's own WORKDIR and
+    skeleton cache, written after the checkpoint."""
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         written = (out / "scores.npz").stat().st_mtime
+        cache = metrics.get("skeleton_cache") or {}
         same = (metrics.get("part") == part
-                and Path(metrics["checkpoint"]).resolve() == checkpoint.resolve())
+                and Path(metrics["checkpoint"]).resolve() == checkpoint.resolve()
+                and metrics.get("workdir") == config.data.workdir
+                and cache.get("name", config.data.skeleton_cache) == config.data.skeleton_cache)
         return same and written >= checkpoint.stat().st_mtime
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

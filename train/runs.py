@@ -261,6 +261,9 @@ def _report_mismatch(report: dict[str, Any], chosen: Path, epoch: Any, step: Any
     workdir = report.get("workdir")
     if workdir is not None and workdir != config.data.workdir:
         return f"of another WORKDIR ({workdir})"
+    cache = (report.get("skeleton_cache") or {}).get("name")
+    if cache is not None and cache != config.data.skeleton_cache:
+        return f"of another skeleton cache ({cache})"
     if report.get("part") != "test":
         return f"of the {report.get('part')} part"
     if (Path(report.get("checkpoint", "")).name != chosen.name

@@ -23,9 +23,6 @@ Outputs (default ``RUN_DIR/eval/transfer-<target>-<digest>-<part>-<checkpoint>[-
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import logging
 import os
@@ -39,19 +36,18 @@ from data_manifest.class_map import load_class_map
 from data_manifest.formats.reading import CHANNELS, channels_of
 from data_manifest.layouts import load_joint_map
 from data_manifest.workdir import Workdir
-from train.checkpoint import global_step_of, load_checkpoint, resolve_checkpoint
-from train.config import TrainConfig, deep_merge, model_layout
+from train.checkpoint import global_step_of
+from train.config import model_layout
 from train.data.dataset import SkeletonDataset, open_skeletons
 from train.data.feeders import build_feeder
 from train.errors import TrainError
+from train.evaluate import csv_text, open_checkpoint, prepare_scorer, workdir_tag
 from train.files import write_text_atomic
-from train.loop import make_accelerator
 from train.metrics import topk_correct
-from train.modeling import ModelBuilder, build_backbone
-from train.models.reference_import import load_checked
+from train.modeling import ModelBuilder
 from train.plots import draw_confusion
 from train.scores_io import save_scores
-from train.scoring import Scores, score_dataset
+from train.scoring import Scores
 from train.transfer.convert import ConvertingFeeder, layout_conversion
 from train.transfer.refine import build_refiner
 from train.transfer.target import target_samples
@@ -93,9 +89,8 @@ def evaluate_transfer(run_dir: str | os.PathLike, workdir: str | os.PathLike,
     the persons the target lacks. ``overrides`` change the run's recorded config (e.g.
     ``data.skeleton_cache``, ``objective.options.llm_cache``).
     """
-    path = resolve_checkpoint(run_dir, checkpoint)
-    state = load_checkpoint(path)
-    config = TrainConfig.from_dict(deep_merge(state["config"], overrides or {}))
+    run = open_checkpoint(run_dir, checkpoint, overrides)
+    path, state, config = run.path, run.state, run.config
     run_layout = model_layout(config)
     num_classes = config.model.num_classes
     run_names = state.get("class_names") or []
@@ -118,14 +113,8 @@ def evaluate_transfer(run_dir: str | os.PathLike, workdir: str | os.PathLike,
     dataset = SkeletonDataset(reader, chosen.samples, feeder, train=False)
     refiner = build_refiner(state, config, path, target) if refine else None
 
-    accelerator = make_accelerator(config)
-    model = (model_builder or build_backbone)(config)
-    load_checked(model, state["model"], f"the model in {path}")
-    model.to(accelerator.device)
-    scores = score_dataset(model, dataset, accelerator,
-                           batch_size=config.optim.test_batch_size,
-                           num_workers=config.data.num_workers, progress=progress,
-                           desc="transfer")
+    scorer = prepare_scorer(run, model_builder)
+    scores = scorer.score(dataset, progress=progress, desc="transfer")
     unrefined = None
     warnings = list(refiner.warnings) if refiner else []
     if refiner is not None:
@@ -142,7 +131,7 @@ def evaluate_transfer(run_dir: str | os.PathLike, workdir: str | os.PathLike,
     result = TransferResult(out, scores.top(1), scores.top(5), len(scores.ids), scores,
                             mapping, target_labels, per_class, chosen.left_out,
                             len(chosen.skipped), path, unrefined, warnings)
-    if accelerator.is_main_process:
+    if scorer.accelerator.is_main_process:
         info = {"run_dir": str(Path(run_dir).resolve()), "checkpoint": str(path),
                 "epoch": state.get("epoch"), "global_step": global_step_of(state),
                 "target_workdir": str(target.path.resolve()), "part": part,
@@ -154,9 +143,10 @@ def evaluate_transfer(run_dir: str | os.PathLike, workdir: str | os.PathLike,
                                "digest": conversion.mapping.digest}),
                 "persons": {"target": int(first.shape[1]), "run": config.model.num_persons,
                             "pad": pad},
-                "refine": refiner.describe() if refiner else None}
+                "refine": refiner.describe() if refiner else None,
+                "mixed_precision": scorer.precision}
         _write_reports(result, target.class_names, run_names, info)
-    accelerator.wait_for_everyone()
+    scorer.accelerator.wait_for_everyone()
     return result
 
 
@@ -171,8 +161,7 @@ def class_map_of(spec: Any, target: Workdir, run_names: list[str] | None,
 
 
 def _folder_name(target: Workdir, part: str, checkpoint: Path, refine: bool) -> str:
-    digest = hashlib.sha256(str(target.path.resolve()).encode()).hexdigest()[:8]
-    return (f"transfer-{target.path.resolve().name}-{digest}-{part}-{checkpoint.stem}"
+    return (f"transfer-{workdir_tag(target.path)}-{part}-{checkpoint.stem}"
             + ("-refine" if refine else ""))
 
 
@@ -247,10 +236,10 @@ def _write_reports(result: TransferResult, target_names: list[str] | None,
         lines.append(["" if shown[c] is None else
                       (f"{shown[c]:.6f}" if isinstance(shown[c], float) else shown[c])
                       for c in columns])
-    write_text_atomic(out / "per_class.csv", _csv(lines))
+    write_text_atomic(out / "per_class.csv", csv_text(lines))
     matrix, used = _confusion(result)
     header = ["true\\predicted"] + [str(k) for k in used] + ["other"]
-    write_text_atomic(out / "confusion.csv", _csv(
+    write_text_atomic(out / "confusion.csv", csv_text(
         [header] + [[label] + matrix[k].tolist()
                     for k, label in enumerate(result.class_map)]))
     draw_confusion(matrix, out / "confusion.png",
@@ -261,9 +250,3 @@ def _write_reports(result: TransferResult, target_names: list[str] | None,
                    title=f"transfer top-1 {100 * result.top1:.2f}% ({result.num_samples} "
                          "samples); rows: target class, columns: the run's prediction")
     save_scores(out / "scores.npz", result.scores, run_names or [])
-
-
-def _csv(rows: list[list[Any]]) -> str:
-    buffer = io.StringIO(newline="")
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
