@@ -158,6 +158,27 @@ def test_evaluation_workers_live_for_the_whole_run(workdir, tmp_path, monkeypatc
     iterators.clear()
 
 
+def test_one_device_to_host_transfer_per_optimizer_step(workdir, tmp_path, monkeypatch):
+    """Regression: the step statistics were copied to the host once per micro-batch (a
+    blocking sync each on a GPU); now once per optimizer step, however many micro-batches."""
+    transfers = []
+    for method in ("cpu", "item"):
+        original = getattr(torch.Tensor, method)
+
+        def counting(self, *args, _original=original, **kwargs):
+            transfers.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, method, counting)
+    seen = []
+    config = tiny_config(workdir, epochs=1, overrides=[
+        "optim.batch_size=6", "optim.grad_accumulation=3", "run.eval_every_epochs=0"])
+    train(config, tmp_path / "run", model_builder=tiny_builder,
+          on_step_end=lambda state: seen.append(len(transfers)))
+    assert len(seen) == 6                              # 36 samples, batches of 6
+    assert [b - a for a, b in zip(seen, seen[1:])] == [1] * 5
+
+
 def test_resume_with_another_config_is_refused(finished, workdir):
     run_dir, _ = finished
     with pytest.raises(ConfigError, match="optim.lr: 0.05 -> 0.01"):
@@ -194,10 +215,17 @@ def test_resuming_from_a_truncated_last_checkpoint_fails_clearly(workdir, tmp_pa
         train(None, tmp_path / "run", model_builder=tiny_builder)
 
 
-def test_nan_loss_stops_with_the_step_and_a_hint(tmp_path):
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_nan_loss_stops_with_the_step_and_a_hint(tmp_path, accumulation):
+    """With micro-batches, the NaN/inf check runs once per optimizer step, before it is
+    taken, and still names the samples of the micro-batch that held them."""
     root = make_workdir(tmp_path / "wd", per_class_view=2, nan_ids=["a01_s01_e00_v01"])
+    steps = []
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step \d+ .*a01_s01_e00_v01"):
-        train(tiny_config(root, epochs=1), tmp_path / "run", model_builder=tiny_builder)
+        train(tiny_config(root, epochs=1,
+                          overrides=[f"optim.grad_accumulation={accumulation}"]),
+              tmp_path / "run", model_builder=tiny_builder, on_step_end=steps.append)
+    assert all(state.losses["loss"] == state.losses["loss"] for state in steps)   # no NaN
     clean = make_workdir(tmp_path / "clean", per_class_view=2)
     with pytest.raises(NonFiniteLossError, match="lower optim.lr"):
         train(tiny_config(clean, epochs=2, overrides=["optim.lr=1e30"]), tmp_path / "run2",

@@ -323,7 +323,7 @@ class _Trainer:
         accumulation = cfg.optim.grad_accumulation
         remaining = len(self.sampler)              # samples this process has left this epoch
         micro_batches = math.ceil(remaining / self.micro_batch)
-        step_sums: list[dict[str, float]] = []     # per micro-batch: summed losses, samples
+        step = _StepStats()                        # this step's micro-batches, on device
         waiting_since = time.perf_counter()
         for index, batch in enumerate(self.loader):
             self.totals["data_wait_s"] = self.totals.get("data_wait_s", 0.0) \
@@ -336,15 +336,13 @@ class _Trainer:
             with contextlib.nullcontext() if ends_step else self.acc.no_sync(self.module):
                 out = self.module(batch)
                 loss = sum(out.losses.values())
-                step_sums.append(self._step_stats(out, batch, loss, epoch))   # one host sync
+                step.add(out, batch, loss)
                 share = batch["label"].shape[0] / step_samples
                 # the step's loss is the mean over its samples, as without accumulation
                 self.acc.backward(loss if share == 1.0 else loss * share)
             if ends_step:
-                samples = max(sum(sums["n"] for sums in step_sums), 1)
-                values = {name: sum(sums[name] for sums in step_sums) / samples
-                          for name in step_sums[0] if name != "n"}
-                step_sums = []
+                values = self._step_stats(step, epoch)     # the step's one host sync
+                step = _StepStats()
                 self._optimizer_step(epoch, values, total_batches, bar, lr)
             waiting_since = time.perf_counter()
         bar.close()
@@ -382,34 +380,29 @@ class _Trainer:
         if self.on_step_end is not None:
             self.on_step_end(StepState(epoch, self.step_in_epoch, self.global_step, values))
 
-    def _step_stats(self, out, batch: dict[str, Any], loss: torch.Tensor,
-                    epoch: int) -> dict[str, float]:
-        """Add a (micro-)batch's loss and hit counts to the epoch totals and return its
-        losses summed over its samples and its sample count ``n`` (all processes); stop on
-        a NaN/inf loss.
+    def _step_stats(self, step: "_StepStats", epoch: int) -> dict[str, float]:
+        """Add an optimizer step's losses and hit counts to the epoch totals and return its
+        mean losses over its samples (all processes); stop on a NaN/inf loss before the
+        step is taken.
 
-        One tensor holds everything (non-finite flag, weighted losses, hits, count), so a
-        step costs one reduce across processes and one device-to-host transfer.
+        Each micro-batch's statistics stay on the device (``_StepStats.add``); here they
+        are stacked into one tensor (per micro-batch: non-finite flag, weighted losses,
+        hits, count), so a step costs one reduce across processes and one device-to-host
+        transfer, however many micro-batches it has.
         """
-        n = batch["label"].shape[0]
-        with torch.no_grad():
-            logits = out.logits.float()
-            k = min(5, logits.shape[1])
-            hits = logits.topk(k, dim=1).indices == batch["label"][:, None]
-            detached = loss.detach().float()
-            stats = torch.stack([(~torch.isfinite(detached)).float(), detached * n,
-                                 hits[:, :1].any(1).sum().float(), hits.any(1).sum().float(),
-                                 torch.tensor(float(n), device=logits.device)]
-                                + [v.detach().float() * n for v in out.losses.values()])
+        stats = torch.stack(step.rows)
         if self.acc.num_processes > 1:
             stats = self.acc.reduce(stats, "sum")
-        bad, *stats = stats.cpu().tolist()
-        if bad:
-            self._stop_non_finite(detached.item(), batch, epoch)
-        names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in out.losses]
-        for name, value in zip(names, stats):
-            self.totals[name] = self.totals.get(name, 0.0) + value
-        return {"n": stats[3], "loss": stats[0], **dict(zip(names[4:], stats[4:]))}
+        names = ["loss", "top1", "top5", "n"] + [f"loss_{k}" for k in step.loss_names]
+        sums = dict.fromkeys(names, 0.0)
+        for micro, (bad, *values) in enumerate(stats.cpu().tolist()):
+            if bad:
+                self._stop_non_finite(step.losses[micro].item(), step.batches[micro], epoch)
+            for name, value in zip(names, values):
+                self.totals[name] = self.totals.get(name, 0.0) + value
+                sums[name] += value
+        samples = max(sums["n"], 1)
+        return {name: sums[name] / samples for name in names if name.startswith("loss")}
 
     def _stop_non_finite(self, local_loss: float, batch: dict[str, Any], epoch: int) -> None:
         hint = ("lower optim.lr or lengthen schedule.warmup_epochs, set optim.grad_clip, or "
@@ -464,6 +457,33 @@ class _Trainer:
             self.best = {"metric": key, "value": metrics[key], "epoch": metrics["epoch"],
                          "selected_on": part}
             self.save_best(metrics)
+
+
+class _StepStats:
+    """The micro-batches of one optimizer step: their statistics as device tensors (no
+    host sync until the step ends), and what a NaN/inf stop reports about them."""
+
+    def __init__(self):
+        self.rows: list[torch.Tensor] = []
+        self.losses: list[torch.Tensor] = []      # each micro-batch's loss on this process
+        self.batches: list[dict[str, Any]] = []   # kept for the NaN/inf report only
+        self.loss_names: list[str] = []
+
+    def add(self, out, batch: dict[str, Any], loss: torch.Tensor) -> None:
+        n = batch["label"].shape[0]
+        with torch.no_grad():
+            logits = out.logits.float()
+            k = min(5, logits.shape[1])
+            hits = logits.topk(k, dim=1).indices == batch["label"][:, None]
+            detached = loss.detach().float()
+            self.rows.append(torch.stack(
+                [(~torch.isfinite(detached)).float(), detached * n,
+                 hits[:, :1].any(1).sum().float(), hits.any(1).sum().float(),
+                 torch.tensor(float(n), device=logits.device)]
+                + [v.detach().float() * n for v in out.losses.values()]))
+        self.losses.append(detached)
+        self.batches.append({"x": batch["x"], "id": batch["id"]})
+        self.loss_names = list(out.losses)
 
 
 def _init_backbone(backbone: torch.nn.Module, config: TrainConfig,
