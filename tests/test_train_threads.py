@@ -19,9 +19,20 @@ from train.threads import (ThreadPlan, apply_threads, available_cores, busy_core
     (4, 8, 0, 0, 1),      # more processes than cores
 ])
 def test_auto_splits_the_free_cores(cores, processes, workers, busy, main):
-    plan = plan_threads("auto", workers, cores=cores, processes=processes, busy=busy, env={})
+    plan = plan_threads("auto", workers, cores=cores, processes=processes, busy=busy,
+                        total=cores, env={})
     assert plan == ThreadPlan(main, workers, cores, processes, busy, "auto")
     assert f"{main} thread(s)" in plan.describe()
+
+
+def test_a_quota_or_affinity_is_the_bound_not_the_machine_s_load():
+    """Regression: in a container limited to 4 of 64 cores, the machine-wide running tasks
+    (other containers' work) cut `auto` to one thread."""
+    plan = plan_threads("auto", 1, cores=4, processes=1, busy=40, total=64, env={})
+    assert plan == ThreadPlan(3, 1, 4, 1, 0, "auto", limited=True)
+    assert "a CPU quota or affinity limits this process" in plan.describe()
+    unlimited = plan_threads("auto", 1, cores=64, processes=1, busy=40, total=64, env={})
+    assert (unlimited.main, unlimited.busy, unlimited.limited) == (23, 40, False)
 
 
 def test_explicit_settings_win():
@@ -35,26 +46,36 @@ def test_explicit_settings_win():
     assert (plan.main, plan.source) == (4, "auto")
 
 
-def test_cores_follow_affinity_and_the_cgroup_quota(tmp_path):
-    missing = tmp_path / "missing"
-    affinity = available_cores(missing)
-    assert affinity >= 1
-    quota = tmp_path / "cpu.max"
-    quota.write_text("150000 100000\n")          # 1.5 CPUs -> 2 cores at most
-    assert available_cores(quota) == min(affinity, 2)
-    quota.write_text("max 100000\n")
-    assert available_cores(quota) == affinity
-    quota.write_text("garbage\n")
-    assert available_cores(quota) == affinity
+def test_cores_are_joblib_s_count(monkeypatch):
+    """Affinity and cgroup v1/v2 quotas come from joblib.cpu_count, which also honours
+    LOKY_MAX_CPU_COUNT."""
+    import os
+    assert 1 <= available_cores() <= len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert available_cores() == 1
+    assert plan_threads("auto", 0, processes=1, busy=0, total=64, env={}).cores == 1
 
 
-def test_busy_cores_reads_the_running_tasks(tmp_path):
+def _task(root, tid, state, name="python"):
+    (root / str(tid)).mkdir(parents=True)
+    (root / str(tid) / "stat").write_text(f"{tid} ({name}) {state} 1 2 3 4\n")
+
+
+def test_busy_cores_reads_the_running_tasks_of_other_processes(tmp_path):
     loadavg = tmp_path / "loadavg"
-    loadavg.write_text("7.10 6.20 5.00 4/812 12345\n")   # 4 running, this process included
-    assert busy_cores(samples=3, interval_s=0.0, loadavg=loadavg) == 3
+    tasks = tmp_path / "task"
+    _task(tasks, 1, "R")                                   # the thread that reads
+    _task(tasks, 2, "S", name="odd ) R name")              # a ")" in the name: sleeping
+    loadavg.write_text("7.10 6.20 5.00 4/812 12345\n")     # 4 running, this process included
+    assert busy_cores(samples=3, interval_s=0.0, loadavg=loadavg, tasks=tasks) == 3
+    # regression: this process's own spinning (OpenMP) threads counted as other work
+    _task(tasks, 3, "R")
+    _task(tasks, 4, "R")
+    assert busy_cores(samples=1, loadavg=loadavg, tasks=tasks) == 1
     loadavg.write_text("0.00 0.00 0.00 1/812 12345\n")
-    assert busy_cores(samples=1, loadavg=loadavg) == 0
+    assert busy_cores(samples=1, loadavg=loadavg, tasks=tasks) == 0
     assert busy_cores(loadavg=tmp_path / "missing") == 0
+    assert busy_cores(samples=1, loadavg=loadavg, tasks=tmp_path / "none") == 0
 
 
 def test_local_processes_from_the_launcher():
