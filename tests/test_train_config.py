@@ -149,3 +149,36 @@ def test_speed_settings_default_and_parse():
         "reference", 2, 4)
     assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
     assert resolve_config("nw-ucla", overrides=["run.threads=auto"]).run.threads == "auto"
+
+
+def test_settings_the_feeder_ignores_are_refused_all_at_once(tmp_path):
+    """Regression: p_interval_*/random_rot/rot_theta with the nw-ucla feeder and ucla_*
+    with the others were silently ignored (only random_flip was caught)."""
+    from train.data.feeders import check_feeder_options
+    from train.loop import prepare_run_dir
+    for name in PRESETS:                              # every preset stays valid
+        check_feeder_options(resolve_config(name).data)
+    ucla = resolve_config("nw-ucla", overrides=[
+        "data.p_interval_train=[0.8, 1.0]", "data.random_rot=false", "data.rot_theta=0.5"])
+    with pytest.raises(ConfigError) as caught:
+        prepare_run_dir(tmp_path / "new", ucla)
+    text = str(caught.value)
+    assert "data.feeder nw-ucla ignores 3 settings" in text
+    for key in ("data.p_interval_train=[0.8, 1.0] (read by the ntu, custom feeders)",
+                "data.random_rot=False", "data.rot_theta=0.5"):
+        assert key in text, key
+    assert not (tmp_path / "new").exists()
+    ntu = resolve_config("ntu60-xsub", overrides=[
+        "data.ucla_max_angle_deg=30", "data.ucla_center_joint=2", "data.random_flip=true",
+        "data.ucla_scale_range=[0.5, 1.5]"])          # the default: not reported
+    with pytest.raises(ConfigError, match=r"data.feeder ntu ignores 3 settings of this config: "
+                                          r"data.random_flip=True \(read by the custom "
+                                          r"feeder\); data.ucla_max_angle_deg=30 .*"
+                                          r"data.ucla_center_joint=2"):
+        check_feeder_options(ntu.data)
+    # a run recorded before the check (the nw-ucla preset set random_rot: false) resumes
+    old = resolve_config("nw-ucla").to_dict()
+    old["data"]["random_rot"] = False
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(old))
+    assert prepare_run_dir(tmp_path / "old", None).data.random_rot is False

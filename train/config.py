@@ -62,8 +62,9 @@ class DataConfig:
     channels: str = "xyz"                 # xyz, xy or xy-score; auto: the skeleton cache's
     window: int | str = 64                # frames fed to the model; auto: the median of
                                           # the training samples' lengths
-    p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])
-    p_interval_test: list[float] = field(default_factory=lambda: [0.95])
+    # the feeders' own keys: a new run refuses a non-default value of one its feeder ignores
+    p_interval_train: list[float] = field(default_factory=lambda: [0.5, 1.0])   # ntu/custom
+    p_interval_test: list[float] = field(default_factory=lambda: [0.95])        # ntu/custom
     random_rot: bool = True               # ntu/custom feeder: random rotation in training
                                           # (custom: 3 axes for 3-D points, in-plane for 2-D)
     rot_theta: float = 0.3                # ntu/custom feeder: max rotation angle (rad)

@@ -37,6 +37,7 @@ from train.config import (RESUME_SAFE_KEYS, TrainConfig, absolute_paths, config_
                           load_yaml)
 from train.data.collate import collate_samples
 from train.data.dataset import DataBundle, fit_to_data, load_data
+from train.data.feeders import check_feeder_options
 from train.data.sampler import EpochSampler
 from train.errors import CheckpointError, ConfigError, NonFiniteLossError, TrainError
 from train.files import sha256_of, write_text_atomic
@@ -112,6 +113,8 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: TrainConfig | None) -> T
     if config is None:
         raise ConfigError(f"{run_dir} holds no run ({CONFIG_FILE} missing); give a preset "
                           "or config to start one")
+    # new runs only: configs recorded before this check keep loading
+    check_feeder_options(config.data)
     return config
 
 

@@ -59,7 +59,7 @@ DATASET_PRESETS: dict[str, Preset] = {
     "ntu120-xset": _ntu("ntu120-xset", 120),
     "nw-ucla": {
         "data": {"protocol": "nw-ucla-xview", "feeder": "nw-ucla", "window": 52,
-                 "random_rot": False, "ucla_max_angle_deg": 60,
+                 "ucla_max_angle_deg": 60,
                  "ucla_scale_range": [0.5, 1.5], "ucla_center_joint": 2, "repeat": 5},
         "model": {"name": "ctrgcn", "layout": "nw-ucla", "num_classes": 10,
                   "num_persons": 1},

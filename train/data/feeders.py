@@ -34,6 +34,7 @@ from data_manifest.formats.reading import CHANNELS, SPATIAL_DIMS, channels_of
 from data_manifest.layouts import Layout
 from train.config import AUTO, DataConfig, TrainConfig, model_layout
 from train.data import transforms as T
+from train.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,30 @@ class CustomFeeder:
 
 
 Feeder = NTUFeeder | UCLAFeeder | CustomFeeder
+
+# the data.* keys only some feeders read -> those feeders
+FEEDER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "p_interval_train": ("ntu", "custom"), "p_interval_test": ("ntu", "custom"),
+    "random_rot": ("ntu", "custom"), "rot_theta": ("ntu", "custom"),
+    "random_flip": ("custom",),
+    "ucla_max_angle_deg": ("nw-ucla",), "ucla_scale_range": ("nw-ucla",),
+    "ucla_center_joint": ("nw-ucla",),
+}
+
+
+def check_feeder_options(data: DataConfig) -> None:
+    """Refuse, all at once, the keys set away from their default that ``data.feeder``
+    never reads (a setting that would silently do nothing)."""
+    defaults = DataConfig()
+    ignored = [f"data.{key}={getattr(data, key)!r} (read by the {', '.join(feeders)} "
+               f"feeder{'s' if len(feeders) > 1 else ''})"
+               for key, feeders in FEEDER_OPTIONS.items()
+               if data.feeder not in feeders and getattr(data, key) != getattr(defaults, key)]
+    if ignored:
+        raise ConfigError(f"data.feeder {data.feeder} ignores {len(ignored)} setting"
+                          f"{'s' if len(ignored) > 1 else ''} of this config: "
+                          + "; ".join(ignored) + ". Leave them at their defaults or choose "
+                          "the feeder that reads them")
 
 
 def build_feeder(data: DataConfig, layout: Layout) -> Feeder:

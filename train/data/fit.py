@@ -137,8 +137,6 @@ def check_fits(config: TrainConfig, facts: DataFacts, problems: Sequence[str] = 
     if d.feeder != "custom" and facts.channels != "xyz":
         problems.append(f"data.feeder {d.feeder} works on 3-D points (xyz); {facts.channels} "
                         "data needs data.feeder=custom (the custom preset)")
-    if d.random_flip and d.feeder != "custom":
-        problems.append("data.random_flip is an option of the custom feeder")
     if facts.top_label >= m.num_classes:
         problems.append(f"labels go up to {facts.top_label} but model.num_classes is "
                         f"{m.num_classes}")
