@@ -197,3 +197,32 @@ def test_worker_processes_read_the_cache_lazily(ucla):
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_samples)
     ids = [i for batch in loader for i in batch["id"]]
     assert ids == dataset.ids
+
+
+def test_window_auto_reads_the_lengths_from_the_shard_offsets(tmp_path, monkeypatch):
+    """Regression: `window: auto` read every training sample's frame_index (one read per
+    sample, 63k at NTU120 scale) at every start; the lengths are the shards' offsets."""
+    from data_manifest import schemas
+    from data_manifest.store import CacheReader
+    from train.config import resolve_config
+    from train.data.dataset import fit_to_data
+    root = make_workdir(tmp_path / "wd", per_class_view=4, frames=(12, 40), shard_size=8)
+    reader = Workdir(root).reader(schemas.SKELETONS)
+    ids = reader.ids
+    frames = [reader.get(i, ["frame_index"])["frame_index"].shape[0] for i in ids]
+    assert reader.lengths("frame_index", ids) == frames == reader.lengths("joints", ids)
+    assert len(set(frames)) > 5
+    with pytest.raises(KeyError, match="no field 'nope'"):
+        reader.lengths("nope", ids[:1])
+    with pytest.raises(KeyError, match="sample x is not in"):
+        reader.lengths("joints", ["x"])
+    reads = []
+    real_get = CacheReader.get
+    monkeypatch.setattr(CacheReader, "get",
+                        lambda self, *args, **kwargs: reads.append(1) or
+                        real_get(self, *args, **kwargs))
+    config = fit_to_data(resolve_config("custom", overrides=[f"data.workdir={root}"]))
+    assert len(reads) == 1                  # the first sample's shape, not every sample
+    train_ids = {s.id for s in load_data(config).split.train}
+    assert config.data.window == int(round(float(np.median(
+        [n for i, n in zip(ids, frames) if i in train_ids]))))

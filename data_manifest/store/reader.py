@@ -248,6 +248,26 @@ class CacheReader:
                               f"{self.cache.path} was rewritten {_ATTEMPTS} times while "
                               "being read; is a stage writing it? Try again when it is done")
 
+    def lengths(self, field: str, sample_ids: Iterable[str]) -> list[int]:
+        """The number of rows of ``field`` (e.g. frames) of each sample, from the shards'
+        offsets: one layout read per shard, no sample's data read."""
+        lengths = []
+        for sample_id in sample_ids:
+            if sample_id not in self._where:
+                raise KeyError(f"sample {sample_id} is not in the {self.spec.stage} cache at "
+                               f"{self.cache.path}")
+            layout = self._layout(self._where[sample_id][0])
+            if field not in layout.fields:
+                raise KeyError(f"no field {field!r} in the {self.spec.stage} cache at "
+                               f"{self.cache.path} (it has {sorted(layout.fields)})")
+            if sample_id not in self._where:   # its shard was republished without it
+                raise KeyError(f"sample {sample_id} is no longer in the {self.spec.stage} "
+                               f"cache at {self.cache.path}")
+            position = self._where[sample_id][1]
+            offsets = layout.fields[field].offsets
+            lengths.append(int(offsets[position + 1] - offsets[position]))
+        return lengths
+
     def _read(self, index: int, layout: ShardLayout, position: int,
               fields: Iterable[str] | None) -> dict[str, Any] | None:
         """The values of sample ``position`` of shard ``index``, or None if the file is not

@@ -3,7 +3,9 @@
 ``fill_protocol`` and ``fill_auto`` take what the ``custom`` preset leaves ``auto`` from the
 WORKDIR and its skeleton cache: the split protocol (the WORKDIR's default), the layout, the
 class count (its class names, else the largest label + 1), the persons per sample, the
-channels and their count, and the window (the median length of the training samples).
+channels and their count, and the window (the median length of the training samples,
+read from the shards' offsets). Only a new run is fitted: ``config.yaml`` records the
+values found, and a resumed run reads them back instead of fitting again.
 ``check_fits`` lists every way the data and the config disagree in one error, instead of
 one per attempt.
 """
@@ -87,7 +89,8 @@ def fill_auto(config: TrainConfig, facts: DataFacts, reader: CacheReader,
             (len(facts.class_names), "the WORKDIR's class names") if facts.class_names
             else (facts.top_label + 1, "the largest label + 1"))
     if data["window"] == AUTO:
-        lengths = [reader.get(s.id, ["frame_index"])["frame_index"].shape[0] for s in train]
+        # from the shards' offsets: one read per shard, not one per sample
+        lengths = reader.lengths("frame_index", [s.id for s in train])
         window = max(int(round(float(np.median(lengths)))), 1)
         found["data.window"] = (window, f"median length of {len(lengths)} training samples")
     for key, (value, why) in found.items():
