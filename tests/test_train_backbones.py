@@ -144,8 +144,11 @@ def test_mmcl_trains_any_backbone_with_its_own_feature_width(features_workdir, t
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(result.run_dir, "last"))
     assert tuple(state["objective"]["fam.mlp.2.weight"].shape) == (256, 256)
     assert state["model_info"]["name"] == name
+    # no fast path: the reference code ran and is what the records say (model.impl=fast)
+    assert config.model.impl == "fast" and state["model_info"]["impl"] == "reference"
     cost = json.loads((result.run_dir / MODEL_FILE).read_text())
     assert cost["model"]["name"] == name and cost["input_shape"] == [3, 16, 20, 1]
+    assert cost["model"]["impl"] == "reference"
     assert cost["parameters"] == sum(p.numel() for p in build_backbone(config).parameters())
     assert cost["flops_per_sample"] > 1e6
 
@@ -160,3 +163,24 @@ def test_infogcn_preset_trains_with_its_objective(features_workdir, tmp_path, ca
     state = ckpt.load_checkpoint(ckpt.checkpoint_path(result.run_dir, "last"))
     assert tuple(state["objective"]["z_prior"].shape) == (3, 256)
     assert "model infogcn: 1.53 M parameters, 0.35 GFLOPs per sample" in capsys.readouterr().out
+
+
+def test_the_recorded_impl_is_the_one_that_runs(tmp_path):
+    """Regression: model_info recorded impl "fast" for ST-GCN, HD-GCN and InfoGCN, which
+    have no fast path and run the reference code. Checkpoints that say so still load."""
+    from model_factories import make_run_dir
+    from train.models.load_run import load_run
+    from train.modeling import model_info
+    for name, impl, expected in (("ctrgcn", "fast", "fast"), ("ctrgcn", "reference",
+                                 "reference"), ("stgcn", "fast", "reference"),
+                                 ("hdgcn", "fast", "reference"),
+                                 ("infogcn", "fast", "reference")):
+        config = resolve_config("nw-ucla", overrides=[f"model.name={name}",
+                                                      f"model.impl={impl}"])
+        assert model_info(config)["impl"] == expected, (name, impl)
+    run = make_run_dir(tmp_path, name="stgcn")
+    last = ckpt.checkpoint_path(run, "last")
+    state = ckpt.load_checkpoint(last)
+    state["model_info"]["impl"] = "fast"                     # as older versions wrote it
+    ckpt.save_checkpoint(last, state)
+    assert load_run(run, "last").checkpoint == last

@@ -25,8 +25,9 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
                  or ``"imported"``: weights written by ``train import`` as ``last.pt``)
 ``model``        backbone ``state_dict`` (no ``module.`` prefix), what export/predict load
 ``model_info``   ``train.models.build_model`` arguments: name, num_classes, layout,
-                 num_persons, in_channels, dropout, options, impl (how it was computed;
-                 the weights load into either impl)
+                 num_persons, in_channels, dropout, options, impl (the implementation
+                 that ran: ``reference`` for backbones without a fast path whatever
+                 ``model.impl`` asked; the weights load into either impl)
 ``objective``    state dict of the training objective's own parameters (may be empty)
 ``objective_inputs``  what the objective read besides the skeletons, plain data (MMCL: the
                  feature caches' names and spec params, see ``train.mmcl.objective``),

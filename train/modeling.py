@@ -9,16 +9,19 @@ from torch import nn
 
 from train.config import TrainConfig
 from train.errors import ConfigError
+from train.models.registry import effective_impl
 
 ModelBuilder = Callable[[TrainConfig], nn.Module]
 
 
 def model_info(config: TrainConfig) -> dict[str, Any]:
-    """The arguments of ``train.models.build_model`` for this config (saved in checkpoints)."""
+    """The arguments of ``train.models.build_model`` for this config (saved in checkpoints
+    and model.json); ``impl`` is the implementation that runs (``reference`` for backbones
+    without a fast path, whatever ``model.impl`` asks)."""
     m = config.model
     return {"name": m.name, "num_classes": m.num_classes, "layout": m.layout,
             "num_persons": m.num_persons, "in_channels": m.in_channels, "dropout": m.dropout,
-            "options": dict(m.options), "impl": m.impl}
+            "options": dict(m.options), "impl": effective_impl(m.name, m.impl)}
 
 
 def build_backbone(config: TrainConfig, impl: str | None = None) -> nn.Module:

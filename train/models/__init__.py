@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from data_manifest.layouts import LayoutSpec
 from train.models.graph import layout_by_name_or_joints
-from train.models.registry import BACKBONES, IMPLS, MODEL_NAMES
+from train.models.registry import BACKBONES, IMPLS, MODEL_NAMES, effective_impl
 
 if TYPE_CHECKING:   # the package itself stays light: the config reads MODEL_NAMES
     from torch import nn
@@ -46,7 +46,7 @@ def build_model(name: str = "ctrgcn", *, num_classes: int, layout: LayoutSpec | 
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     entry = BACKBONES[name]
-    target = entry.fast_builder if impl == "fast" and entry.fast_builder else entry.builder
+    target = entry.fast_builder if effective_impl(name, impl) == "fast" else entry.builder
     module_name, function = target.split(":")
     builder = getattr(importlib.import_module(module_name), function)
     return builder(num_classes, layout_by_name_or_joints(layout, num_joints), num_persons,

@@ -32,6 +32,14 @@ MODEL_NAMES = tuple(BACKBONES)
 IMPLS = ("fast", "reference")   # model.impl: how a backbone is computed, never what
 
 
+def effective_impl(name: str, impl: str) -> str:
+    """The implementation ``model.impl`` gives for backbone ``name``: ``fast`` only where
+    the backbone has a fast path, else the reference code runs."""
+    entry = BACKBONES.get(name)
+    return "fast" if impl == "fast" and entry is not None and entry.fast_builder else \
+        "reference"
+
+
 def backbone_of_checkpoint(keys) -> str | None:
     """The backbone whose signature key is among ``keys`` (state-dict names), if any."""
     keys = set(keys)
