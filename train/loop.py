@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from train import checkpoint as ckpt
-from train.accelerators import make_accelerator, resolve_precision  # noqa: F401
+from train.accelerators import make_accelerator, resolve_precision
 from train.cache_binding import check_binding
 from train.config import (RESUME_SAFE_KEYS, TrainConfig, absolute_paths, config_differences,
                           load_yaml)
@@ -46,7 +46,7 @@ from train.models.cost import model_cost
 from train.models.graph import layout_by_name_or_joints
 from train.models.reference_import import load_checked
 from train.objectives import ObjectivePlan, TrainingModule, build_objective
-from train.run_files import (CONFIG_FILE, DATA_FILE, INIT_FILE, METRICS_FILE,  # noqa: F401
+from train.run_files import (CONFIG_FILE, DATA_FILE, INIT_FILE, METRICS_FILE,
                              MODEL_FILE, read_metrics)
 from train.schedule import build_scheduler
 from train.scoring import eval_loader, score_dataset

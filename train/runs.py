@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from train import checkpoint as ckpt
 from train.config import RESUME_SAFE_KEYS, TrainConfig, load_yaml

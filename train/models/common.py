@@ -1,11 +1,13 @@
 """Pieces the backbones share: option checking, the input check, the (persons, joints,
-channels) layout of the input normalisation and the global pooling into the feature."""
+channels) layout of the input normalisation, the global pooling into the feature, and the
+initialisation of convolutions and batch norms that CTR-GCN's family uses."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import torch
+from torch import nn
 
 
 def check_options(model: str, options: Mapping[str, Any] | None,
@@ -45,3 +47,25 @@ def fold_persons(x: torch.Tensor, num_persons: int, num_joints: int) -> torch.Te
 def global_pool(x: torch.Tensor, num_persons: int) -> torch.Tensor:
     """(N*M, C, T, V) -> mean over frames and joints, then over persons -> (N, C)."""
     return x.reshape(x.shape[0] // num_persons, num_persons, x.shape[1], -1).mean(3).mean(1)
+
+
+def init_conv(conv: nn.Module) -> None:
+    """Kaiming-normal weights (fan out), zero bias: CTR-GCN's ``conv_init``."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def init_bn(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
+    """Constant ``scale`` weights, zero bias: CTR-GCN's ``bn_init``."""
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
+
+
+def width_residual(in_channels: int, out_channels: int) -> nn.Module:
+    """A graph conv's residual path: 1x1 conv + BN where the width changes, else the
+    identity (initialised with the rest of the graph conv)."""
+    if in_channels != out_channels:
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
+                             nn.BatchNorm2d(out_channels))
+    return nn.Identity()

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from data_manifest.layouts import Layout
-from train.models.common import (check_input, check_options, global_pool,
-                                 fold_persons, persons_joints_channels)
+from train.models.common import (check_input, check_options, fold_persons, global_pool,
+                                 init_bn, init_conv, persons_joints_channels,
+                                 width_residual)
 from train.models.graph import spatial_adjacency
 
 # (output width, temporal stride) of blocks l1..l10.
@@ -37,17 +38,6 @@ FEATURE_DIM = BLOCK_SPECS[-1][0]
 TEMPORAL_KERNEL = 5
 TEMPORAL_DILATIONS = (1, 2)
 REL_REDUCTION = 8   # CTR relation channels = input channels / 8 inside the network
-
-
-def _init_conv(conv: nn.Conv2d) -> None:
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _init_bn(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
 
 
 class TemporalConvBN(nn.Module):
@@ -64,6 +54,19 @@ class TemporalConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
+
+
+def block_residual(in_channels: int, out_channels: int, stride: int = 1,
+                   residual: bool = True) -> nn.Module:
+    """A block's residual path: a strided 1x1 temporal conv + BN where the width or the
+    frame rate changes, else the identity (also when ``residual`` is off: the block adds
+    none)."""
+    if residual and (in_channels != out_channels or stride != 1):
+        path = TemporalConvBN(in_channels, out_channels, kernel_size=1, stride=stride)
+        init_conv(path.conv)
+        init_bn(path.bn, 1.0)
+        return path
+    return nn.Identity()
 
 
 class MultiScaleTemporalConv(nn.Module):
@@ -103,7 +106,7 @@ class MultiScaleTemporalConv(nn.Module):
 
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _init_conv(module)
+                init_conv(module)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
@@ -151,11 +154,7 @@ class CTRGraphConv(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(CTRGraphConvSubset(in_channels, out_channels)
                                    for _ in range(adjacency.shape[0]))
-        if in_channels != out_channels:
-            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
-                                      nn.BatchNorm2d(out_channels))
-        else:
-            self.down = nn.Identity()
+        self.down = width_residual(in_channels, out_channels)
         self.PA = nn.Parameter(torch.from_numpy(adjacency.astype(np.float32)))
         self.alpha = nn.Parameter(torch.zeros(1))
         self.bn = nn.BatchNorm2d(out_channels)
@@ -163,10 +162,10 @@ class CTRGraphConv(nn.Module):
 
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _init_conv(module)
+                init_conv(module)
             elif isinstance(module, nn.BatchNorm2d):
-                _init_bn(module, 1.0)
-        _init_bn(self.bn, 1e-6)   # the block starts close to its residual path
+                init_bn(module, 1.0)
+        init_bn(self.bn, 1e-6)   # the block starts close to its residual path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x.new_zeros(())
@@ -176,22 +175,23 @@ class CTRGraphConv(nn.Module):
 
 
 class CTRGCNBlock(nn.Module):
-    """Graph conv, multi-scale temporal conv, block residual (strided 1x1 conv when needed)."""
+    """Graph conv, multi-scale temporal conv, block residual (strided 1x1 conv when needed).
 
-    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray,
-                 stride: int = 1, residual: bool = True):
+    ``graph_conv`` is the block's graph convolution, built by the caller (CTR-GCN's
+    ``CTRGraphConv``; HD-GCN passes its own), ``temporal_conv`` builds the dilated
+    convolutions of the temporal conv (HD-GCN's keep their bias apart).
+    """
+
+    def __init__(self, graph_conv: nn.Module, in_channels: int, out_channels: int,
+                 stride: int = 1, residual: bool = True,
+                 temporal_conv: Callable[..., nn.Module] = TemporalConvBN):
         super().__init__()
-        self.gcn1 = CTRGraphConv(in_channels, out_channels, adjacency)
-        self.tcn1 = MultiScaleTemporalConv(out_channels, out_channels, stride=stride)
+        self.gcn1 = graph_conv
+        self.tcn1 = MultiScaleTemporalConv(out_channels, out_channels, stride=stride,
+                                           temporal_conv=temporal_conv)
         self.relu = nn.ReLU(inplace=True)
         self.use_residual = residual
-        if residual and (in_channels != out_channels or stride != 1):
-            self.residual = TemporalConvBN(in_channels, out_channels, kernel_size=1,
-                                           stride=stride)
-            _init_conv(self.residual.conv)
-            _init_bn(self.residual.bn, 1.0)
-        else:
-            self.residual = nn.Identity()
+        self.residual = block_residual(in_channels, out_channels, stride, residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.tcn1(self.gcn1(x))
@@ -200,11 +200,20 @@ class CTRGCNBlock(nn.Module):
         return self.relu(out)
 
 
+# builds block ``index`` (0-based) of the ten: (index, in width, out width, stride)
+BlockBuilder = Callable[[int, int, int, int], nn.Module]
+
+
 class CTRGCN(nn.Module):
-    """The full network: data BN over (M, V, C), ten blocks, global pooling, classifier."""
+    """The full network: data BN over (M, V, C), ten blocks, global pooling, classifier.
+
+    ``block`` builds the blocks (default: CTR-GCN's, on the spatial ``adjacency``); HD-GCN
+    is this network with blocks of its own graph conv (``train.models.hdgcn``).
+    """
 
     def __init__(self, num_classes: int, adjacency: np.ndarray, num_persons: int = 2,
-                 in_channels: int = 3, dropout: float = 0.0):
+                 in_channels: int = 3, dropout: float = 0.0,
+                 block: BlockBuilder | None = None):
         super().__init__()
         self.num_classes = num_classes
         self.num_joints = int(adjacency.shape[-1])
@@ -213,9 +222,12 @@ class CTRGCN(nn.Module):
         self.feature_dim = FEATURE_DIM
         self.data_bn = nn.BatchNorm1d(num_persons * self.num_joints * in_channels)
 
+        def ctrgcn_block(index: int, cin: int, cout: int, stride: int) -> nn.Module:
+            return CTRGCNBlock(CTRGraphConv(cin, cout, adjacency), cin, cout, stride=stride,
+                               residual=index > 0)   # no residual from the raw input
+
         widths = [in_channels] + [width for width, _ in BLOCK_SPECS]
-        blocks = [CTRGCNBlock(widths[i], widths[i + 1], adjacency, stride=stride,
-                              residual=i > 0)   # no residual from the raw input
+        blocks = [(block or ctrgcn_block)(i, widths[i], widths[i + 1], stride)
                   for i, (_, stride) in enumerate(BLOCK_SPECS)]
         # Named l1..l10 (not a ModuleList) to keep the published state-dict keys.
         (self.l1, self.l2, self.l3, self.l4, self.l5,
@@ -224,7 +236,7 @@ class CTRGCN(nn.Module):
         self.drop_out = nn.Dropout(dropout)
         self.fc = nn.Linear(FEATURE_DIM, num_classes)
         nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        _init_bn(self.data_bn, 1.0)
+        init_bn(self.data_bn, 1.0)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, num_classes) and the global feature (N, 256) they are computed from."""

@@ -20,7 +20,6 @@ Attribute names, ``nn.Sequential``/``ModuleList`` layouts and the temporal convs
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -28,27 +27,14 @@ import torch
 from torch import nn
 
 from data_manifest.layouts import Layout
-from train.models.common import (check_input, check_options, global_pool,
-                                 fold_persons, persons_joints_channels)
-from train.models.ctrgcn import BLOCK_SPECS, MultiScaleTemporalConv, TemporalConvBN
+from train.models.common import check_options, init_bn, init_conv, width_residual
+from train.models.ctrgcn import CTRGCN, CTRGCNBlock
 from train.models.hierarchy import hierarchy_graph, hierarchy_groups
 
-FEATURE_DIM = BLOCK_SPECS[-1][0]
 EDGE_NEIGHBOURS = 5        # EdgeConv in every graph conv: k nearest joints
 LEVEL_NEIGHBOURS = 3       # EdgeConv over the levels in A-HA
 OPTIONS: dict[str, Any] = {"com": None,      # centre-of-mass joint (1-based); None: centre
                            "groups": None}   # explicit hierarchy (1-based joint groups)
-
-
-def _init_conv(conv: nn.Module) -> None:
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _init_bn(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
 
 
 class TemporalConvSplitBias(nn.Module):
@@ -81,9 +67,9 @@ class EdgeConv(nn.Module):
             nn.LeakyReLU(negative_slope=0.2, inplace=True))
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _init_conv(module)
+                init_conv(module)
             elif isinstance(module, nn.BatchNorm2d):
-                _init_bn(module, 1.0)
+                init_bn(module, 1.0)
 
     def forward_points(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, P) points -> (N, out, P)."""
@@ -155,19 +141,15 @@ class HDGraphConv(nn.Module):
         self.attention = attention
         self.aha = AHA(out_channels, groups, int(adjacency.shape[-1])) if attention \
             else nn.Identity()
-        if in_channels != out_channels:
-            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
-                                      nn.BatchNorm2d(out_channels))
-        else:
-            self.down = nn.Identity()
+        self.down = width_residual(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _init_conv(module)
+                init_conv(module)
             elif isinstance(module, nn.BatchNorm2d):
-                _init_bn(module, 1.0)
-        _init_bn(self.bn, 1e-6)
+                init_bn(module, 1.0)
+        init_bn(self.bn, 1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         levels = []
@@ -187,78 +169,23 @@ class HDGraphConv(nn.Module):
         return self.relu(self.bn(out) + self.down(x))
 
 
-class HDGCNBlock(nn.Module):
-    """HD graph conv, multi-scale temporal conv, block residual (strided 1x1 when needed)."""
-
-    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray,
-                 groups: Sequence[Sequence[int]], stride: int = 1, residual: bool = True,
-                 attention: bool = True):
-        super().__init__()
-        self.gcn1 = HDGraphConv(in_channels, out_channels, adjacency, groups, attention)
-        self.tcn1 = MultiScaleTemporalConv(out_channels, out_channels, stride=stride,
-                                           temporal_conv=TemporalConvSplitBias)
-        self.relu = nn.ReLU(inplace=True)
-        self.use_residual = residual
-        if residual and (in_channels != out_channels or stride != 1):
-            self.residual = TemporalConvBN(in_channels, out_channels, kernel_size=1,
-                                           stride=stride)
-            _init_conv(self.residual.conv)
-            _init_bn(self.residual.bn, 1.0)
-        else:
-            self.residual = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.tcn1(self.gcn1(x))
-        if self.use_residual:
-            out = out + self.residual(x)
-        return self.relu(out)
-
-
-class HDGCN(nn.Module):
-    """Data BN over (M, V, C), ten HD-GCN blocks (A-HA from block 2), pooling, classifier."""
+class HDGCN(CTRGCN):
+    """CTR-GCN's network (data BN over (M, V, C), ten blocks, pooling, classifier) with
+    HD-GCN's blocks: the hierarchical graph conv (A-HA from block 2) and temporal convs
+    whose bias is a parameter of its own."""
 
     def __init__(self, num_classes: int, groups: Sequence[Sequence[int]], num_joints: int,
                  num_persons: int = 2, in_channels: int = 3, dropout: float = 0.0):
-        super().__init__()
-        self.num_classes = num_classes
-        self.num_joints = num_joints
-        self.num_persons = num_persons
-        self.in_channels = in_channels
-        self.feature_dim = FEATURE_DIM
-        self.groups = [list(group) for group in groups]   # 0-based, for inspection
         adjacency = hierarchy_graph(groups, num_joints)
-        self.data_bn = nn.BatchNorm1d(num_persons * num_joints * in_channels)
-        widths = [in_channels] + [width for width, _ in BLOCK_SPECS]
-        blocks = [HDGCNBlock(widths[i], widths[i + 1], adjacency, groups, stride=stride,
-                             residual=i > 0, attention=i > 0)
-                  for i, (_, stride) in enumerate(BLOCK_SPECS)]
-        (self.l1, self.l2, self.l3, self.l4, self.l5,
-         self.l6, self.l7, self.l8, self.l9, self.l10) = blocks
-        self.drop_out = nn.Dropout(dropout)
-        self.fc = nn.Linear(FEATURE_DIM, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / num_classes))
-        _init_bn(self.data_bn, 1.0)
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N, num_classes) and the global feature (N, 256) they are computed from."""
-        check_input(x, self.in_channels, self.num_joints, self.num_persons)
-        x = self.data_bn(persons_joints_channels(x))
-        x = fold_persons(x, self.num_persons, self.num_joints)
-        x = self.l1(x)
-        x = self.l2(x)
-        x = self.l3(x)
-        x = self.l4(x)
-        x = self.l5(x)
-        x = self.l6(x)
-        x = self.l7(x)
-        x = self.l8(x)
-        x = self.l9(x)
-        x = self.l10(x)
-        feature = global_pool(x, self.num_persons)
-        return self.fc(self.drop_out(feature)), feature
+        def hdgcn_block(index: int, cin: int, cout: int, stride: int) -> nn.Module:
+            return CTRGCNBlock(HDGraphConv(cin, cout, adjacency, groups, attention=index > 0),
+                               cin, cout, stride=stride, residual=index > 0,
+                               temporal_conv=TemporalConvSplitBias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)[0]
+        super().__init__(num_classes, adjacency, num_persons=num_persons,
+                         in_channels=in_channels, dropout=dropout, block=hdgcn_block)
+        self.groups = [list(group) for group in groups]   # 0-based, for inspection
 
 
 def build(num_classes: int, layout: Layout, num_persons: int, in_channels: int,

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_manifest.layouts import Layout
-from train.models.common import check_input, check_options, fold_persons, global_pool
-from train.models.ctrgcn import MultiScaleTemporalConv, TemporalConvBN
+from train.models.common import (check_input, check_options, fold_persons, global_pool,
+                                 init_bn, init_conv, width_residual)
+from train.models.ctrgcn import MultiScaleTemporalConv, block_residual
 from train.models.partitions import infogcn_relative_matrix
 
 BASE_CHANNELS = 64
@@ -49,17 +50,6 @@ OPTIONS: dict[str, Any] = {
     "num_heads": 3,       # SA-GC heads (n_heads)
     "noise_ratio": 0.5,   # latent sampling noise in training (args.py default)
 }
-
-
-def _init_conv(conv: nn.Conv2d) -> None:
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-
-
-def _init_bn(bn: nn.modules.batchnorm._BatchNorm, scale: float) -> None:
-    nn.init.constant_(bn.weight, scale)
-    nn.init.zeros_(bn.bias)
 
 
 class SelfAttention(nn.Module):
@@ -95,19 +85,15 @@ class SAGraphConv(nn.Module):
             torch.eye(num_joints).repeat(num_heads, 1, 1))
         self.conv_d = nn.ModuleList(nn.Conv2d(in_channels, out_channels, kernel_size=1)
                                     for _ in range(num_heads))
-        if in_channels != out_channels:
-            self.down = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
-                                      nn.BatchNorm2d(out_channels))
-        else:
-            self.down = nn.Identity()
+        self.down = width_residual(in_channels, out_channels)
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                _init_conv(module)
+                init_conv(module)
             elif isinstance(module, nn.BatchNorm2d):
-                _init_bn(module, 1.0)
-        _init_bn(self.bn, 1e-6)
+                init_bn(module, 1.0)
+        init_bn(self.bn, 1e-6)
         for conv in self.conv_d:   # CTR-GCN's conv_branch_init
             nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (out_channels * in_channels
                                                                  * num_heads)))
@@ -137,13 +123,7 @@ class EncodingBlock(nn.Module):
             if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
                 module.reset_parameters()
         self.relu = nn.ReLU(inplace=True)
-        if in_channels != out_channels or stride != 1:
-            self.residual = TemporalConvBN(in_channels, out_channels, kernel_size=1,
-                                           stride=stride)
-            _init_conv(self.residual.conv)
-            _init_bn(self.residual.bn, 1.0)
-        else:
-            self.residual = nn.Identity()
+        self.residual = block_residual(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(torch.relu(self.tcn(self.agcn(x))) + self.residual(x))
@@ -184,7 +164,7 @@ class InfoGCN(nn.Module):
         for linear in (self.fc, self.fc_mu, self.fc_logvar):
             nn.init.xavier_uniform_(linear.weight, gain=nn.init.calculate_gain("relu"))
         nn.init.normal_(self.decoder.weight, 0.0, math.sqrt(2.0 / num_classes))
-        _init_bn(self.data_bn, 1.0)
+        init_bn(self.data_bn, 1.0)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V, M) -> the pooled output of the last block, (N, 256)."""
