@@ -60,7 +60,7 @@ def ensemble_command(inputs: tuple[Path, ...], weights: str | None,
                      heldout: tuple[Path, ...], search_val: bool, part: str,
                      checkpoint: str, rescore: bool, softmax: bool, output: Path | None,
                      no_progress: bool) -> None:
-    """Fuse the scores of several streams (e.g. joint, bone, joint-motion, bone-motion;
+    """Fuse the scores of several streams (joint, bone, joint-motion, bone-motion, or
     several backbones) and report the fused accuracy. INPUTs are all scores.npz files from
     `train eval`, or all run directories."""
     import json

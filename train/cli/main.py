@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "confusion.png and scores.npz (sample ids with per-class scores)."),
     "ensemble": (
         "train.cli.ensemble:ensemble_command",
-        "Fuse the scores of several streams (e.g. joint, bone, joint-motion, bone-motion; "
+        "Fuse the scores of several streams (joint, bone, joint-motion, bone-motion, or "
         "several backbones) and report the fused accuracy."),
     "compare": (
         "train.cli.compare:compare_command",
