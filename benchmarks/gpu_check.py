@@ -79,11 +79,9 @@ def ucla(args) -> None:
               "same command to resume it")
     if evaluated:
         final = evaluated[-1]
-        best = max(evaluated, key=lambda line: line["test_top1"])
-        print(f"  test top-1 at epoch {final['epoch']}: {100 * final['test_top1']:.2f}% "
-              f"(top-5 {100 * final['test_top5']:.2f}%); best evaluated epoch "
-              f"{best['epoch']}: {100 * best['test_top1']:.2f}% (chosen on the test set: "
-              f"optimistic); goal >= {PUBLISHED_JOINT_TOP1}% (CTR-GCN, published)")
+        print(f"  test top-1 at the last evaluated epoch ({final['epoch']}): "
+              f"{100 * final['test_top1']:.2f}% (top-5 {100 * final['test_top5']:.2f}%); "
+              f"goal >= {PUBLISHED_JOINT_TOP1}% (CTR-GCN, published)")
 
 
 def main() -> None:

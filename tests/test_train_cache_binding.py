@@ -25,7 +25,9 @@ def _fingerprint(workdir, name="default"):
 @pytest.fixture
 def run(tmp_path):
     workdir = make_workdir(tmp_path / "wd", per_class_view=3)
-    train(tiny_config(workdir, epochs=1), tmp_path / "run", model_builder=tiny_builder)
+    # with a validation part, so that the run keeps a best.pt as well
+    train(tiny_config(workdir, epochs=1, overrides=["data.val_fraction=0.25"]),
+          tmp_path / "run", model_builder=tiny_builder)
     return tmp_path / "run", workdir
 
 

@@ -21,7 +21,8 @@ from train.evaluate import evaluate_run
 from train.loop import read_metrics, train
 
 from mmcl_factories import write_llm_features, write_rgb_features
-from train_factories import make_workdir, tiny_builder, tiny_config
+from train_factories import (make_workdir, tiny_builder, tiny_config,
+                             write_legacy_test_selected_best)
 
 MMCL = ["objective.name=mmcl", "objective.options.skeleton_width=16"]
 VAL = ["data.val_fraction=0.25"]
@@ -51,6 +52,8 @@ def runs(tmp_path_factory):
     for name, overrides in UCLA_RUNS.items():
         config = tiny_config(ucla, epochs=2, overrides=["run.log_with=none", *overrides])
         train(config, root / "ucla" / name, model_builder=tiny_builder)
+    # a run of an earlier version, which kept a best chosen on the test set
+    write_legacy_test_selected_best(root / "ucla" / "plain-bone")
     ntu = with_features(make_workdir(root / "ntu-wd", dataset="ntu60", num_classes=3,
                                      per_class_view=3))
     for name, preset, extra in (("plain-xsub", "ntu60-xsub", []),

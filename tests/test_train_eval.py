@@ -17,7 +17,8 @@ from train.evaluate import evaluate_run
 from train.errors import CheckpointError
 from train.loop import train
 from train.scores_io import load_scores
-from train_factories import make_workdir, tiny_builder, tiny_config
+from train_factories import (make_workdir, tiny_builder, tiny_config,
+                             write_legacy_test_selected_best)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,7 @@ def test_checkpoint_without_config_falls_back_to_the_run_config(run, tmp_path):
 def test_best_chosen_on_validation_is_the_default(run, tmp_path):
     best = load_checkpoint(checkpoint_path(run, "best"))
     assert best["selected_on"] == "val" and best["best"]["metric"] == "val_top1"
+    assert "optimizer" not in best
     assert resolve_checkpoint(run) == checkpoint_path(run, "best")
     result = evaluate_run(run, output_dir=tmp_path / "auto", model_builder=tiny_builder)
     assert result.checkpoint == checkpoint_path(run, "best") and not result.warnings
@@ -110,8 +112,8 @@ def test_run_and_eval_commands(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     # regression: a best chosen on the test set was printed as the run's "best test_top1"
     assert "best test_top1" not in result.output and "checkpoints:" in result.output
-    assert "best.pt was chosen on the test part" in result.output
-    assert "not a result to report; report last.pt's" in result.output
+    assert "best.pt is chosen on a validation part only, and this run has none" \
+        in result.output and "report last.pt's accuracy" in result.output
     with_val = runner.invoke(cli, [args[0], str(tmp_path / "val-run"), *args[2:],
                                    "--set", "data.val_fraction=0.25"])
     assert with_val.exit_code == 0, with_val.output
@@ -124,13 +126,23 @@ def test_run_and_eval_commands(tmp_path, monkeypatch):
     assert changed.exit_code == 2 and "optim.lr: 0.1 -> 0.5" in changed.output
     shown = runner.invoke(cli, ["run", str(tmp_path / "run"), "--print-config"])
     assert "window: 16" in shown.output
-    # no validation part: best.pt was chosen on the test set, so auto evaluates last.pt
-    assert load_checkpoint(checkpoint_path(tmp_path / "run", "best"))["selected_on"] == "test"
+    # no validation part: no best.pt at all (never chosen on the test set); auto is last.pt
+    assert not checkpoint_path(tmp_path / "run", "best").exists()
+    assert load_checkpoint(checkpoint_path(tmp_path / "val-run", "best"))["selected_on"] \
+        == "val"
+    missing = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress",
+                                  "--checkpoint", "best"])
+    assert missing.exit_code != 0 and "best.pt is kept only by runs with a validation " \
+        "part" in missing.output
     evaluated = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress"])
     assert evaluated.exit_code == 0, evaluated.output
     assert "top-1" in evaluated.output and "warning" not in evaluated.output
     assert (tmp_path / "run/eval/test-last/scores.npz").is_file()
     assert not (tmp_path / "run/eval/test-best").exists()
+    # a run of an earlier version that chose best on the test set: auto still takes last,
+    # asking for best by name warns
+    write_legacy_test_selected_best(tmp_path / "run")
+    assert resolve_checkpoint(tmp_path / "run") == checkpoint_path(tmp_path / "run", "last")
     explicit = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--no-progress",
                                    "--checkpoint", "best"])
     assert explicit.exit_code == 0, explicit.output

@@ -167,3 +167,20 @@ def tiny_config(workdir: Path, *, preset: str = "nw-ucla", epochs: int = 2,
     if preset == "nw-ucla":
         base.append("model.num_classes=3")
     return resolve_config(preset, overrides=[*base, *overrides], updates=[updates])
+
+
+def write_legacy_test_selected_best(run_dir: Path) -> Path:
+    """The best.pt an earlier version wrote for a run without a validation part: last.pt's
+    weights chosen as best on the test set. Runs of those versions still exist."""
+    from train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+
+    last = load_checkpoint(checkpoint_path(run_dir, "last"))
+    metrics = last["metrics"]
+    best = {"metric": "test_top1", "value": metrics["test_top1"], "epoch": metrics["epoch"],
+            "selected_on": "test"}
+    keep = ("format", "version", "model", "model_info", "objective", "objective_inputs",
+            "config", "class_names", "skeletons", "skeleton_cache", "epoch")
+    path = checkpoint_path(run_dir, "best")
+    save_checkpoint(path, {**{key: last[key] for key in keep if key in last}, "kind": "best",
+                           "best": best, "metrics": metrics, "selected_on": "test"})
+    return path

@@ -43,10 +43,11 @@ with ``torch.load(path, map_location="cpu", weights_only=True)``. Keys:
 ``epoch``        completed epochs when it was written
 ``metrics``      the metrics line of that epoch (best) or the last one (last), or None
 ``best``         ``{"metric", "value", "epoch", "selected_on"}`` so far, or None
-``selected_on``  ``best`` only: ``"val"`` or ``"test"``, the part the best epoch was
-                 chosen on. A best chosen on the test set overstates test accuracy, so
-                 ``auto`` (the default of eval, export and predict) takes it only when it
-                 was chosen on a validation part (``data.val_fraction > 0``).
+``selected_on``  ``best`` only: ``"val"``, the part the best epoch was chosen on (only
+                 runs with ``data.val_fraction > 0`` keep a best). Earlier versions also
+                 wrote a best chosen on the test set (``"test"``), which overstates test
+                 accuracy: ``auto`` (the default of eval, export and predict) takes it
+                 only when there is no ``last.pt``, and eval warns whenever it is used.
 ``imported``     ``imported`` only: ``{"source", "sha256", "preset", "tensors"}``; no
                  training state, ``epoch``/``best``/``metrics`` are None
 ``last`` only:   ``optimizer``, ``scheduler``, ``scaler`` (state dicts or None),
@@ -145,7 +146,8 @@ def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str | os.PathLike
 
     ``best`` / ``last`` in ``RUN_DIR/checkpoints``, or a path. ``auto`` is ``best`` when it
     was chosen on a validation part, else ``last`` (a best chosen on the test set would
-    report an optimistic test accuracy); ``best`` if there is no ``last`` yet.
+    report an optimistic test accuracy; only runs of earlier versions hold one); ``best``
+    if there is no ``last``.
     """
     if str(checkpoint) not in CHECKPOINT_CHOICES:
         path = Path(checkpoint)
@@ -156,8 +158,10 @@ def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str | os.PathLike
     if checkpoint != "auto":
         path = best if checkpoint == "best" else last
         if not path.is_file():
-            raise CheckpointError(f"{run_dir} has no {checkpoint} checkpoint ({path}); has "
-                                  "the run finished an epoch (with evaluation for best)?")
+            hint = ("best.pt is kept only by runs with a validation part (data.val_fraction "
+                    "> 0) once one has been evaluated" if checkpoint == "best"
+                    else "has the run finished an epoch?")
+            raise CheckpointError(f"{run_dir} has no {checkpoint} checkpoint ({path}); {hint}")
         return path
     if best.is_file() and (not last.is_file()
                            or selected_on(load_checkpoint(best)) == "val"):

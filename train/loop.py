@@ -452,13 +452,13 @@ class _Trainer:
         return metrics
 
     def _update_best(self, metrics: dict[str, Any]) -> None:
-        part = "val" if "val" in self.eval_sets else "test"
-        key = f"{part}_top1"
-        if key not in metrics:
+        # The best epoch is chosen on a validation part only: a best chosen on the test
+        # part reports an optimistic test accuracy, so a run without one keeps last.pt only.
+        if "val_top1" not in metrics:
             return
-        if self.best is None or metrics[key] > self.best["value"]:
-            self.best = {"metric": key, "value": metrics[key], "epoch": metrics["epoch"],
-                         "selected_on": part}
+        if self.best is None or metrics["val_top1"] > self.best["value"]:
+            self.best = {"metric": "val_top1", "value": metrics["val_top1"],
+                         "epoch": metrics["epoch"], "selected_on": "val"}
             self.save_best(metrics)
 
 

@@ -129,10 +129,10 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
     if result.best and result.best.get("selected_on") == "val":
         click.echo(f"best {result.best['metric']}: {100 * result.best['value']:.2f}% "
                    f"(epoch {result.best['epoch']}, chosen on the validation part)")
-    elif result.best:
-        click.echo("best.pt was chosen on the test part (no validation part: "
-                   "data.val_fraction is 0), so its accuracy is not a result to report; "
-                   f"report last.pt's (`train eval {run_dir}` takes it)")
+    elif result.history:
+        click.echo("best.pt is chosen on a validation part only, and this run has none "
+                   "(data.val_fraction is 0); report last.pt's accuracy "
+                   f"(`train eval {run_dir}` takes it)")
     click.echo(f"checkpoints: {run_dir / 'checkpoints'}; metrics: "
                f"{run_dir / 'metrics.jsonl'}")
     if "tensorboard" in result.trackers:
