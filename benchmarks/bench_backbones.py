@@ -54,7 +54,7 @@ def mmcl_overhead(model: torch.nn.Module, batch: dict, classes: int, rounds: int
         backbone = copy.deepcopy(model).train().to(batch["x"].device)
         objective = objective.to(batch["x"].device)
         optimizer = torch.optim.SGD([*backbone.parameters(), *objective.parameters()],
-                                    lr=0.01, momentum=0.9, nesterov=True, weight_decay=4e-4)
+                                    lr=1e-3, momentum=0.9, nesterov=True, weight_decay=4e-4)
         variants[name] = (backbone, objective, optimizer)
     times = time_steps(variants, {"plain": batch, "mmcl": batch}, rounds, warmup)
     return median_ms(times["plain"]), median_ms(times["mmcl"])

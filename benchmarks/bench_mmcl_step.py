@@ -150,6 +150,10 @@ def time_steps(variants: dict, batches: dict, rounds: int, warmup: int) -> dict[
             loss.backward()
             optimizer.step()
             elapsed = time.perf_counter() - started
+            if not torch.isfinite(loss.detach()).item():
+                # NaN/inf arithmetic runs at other speeds: such a step times nothing real
+                raise RuntimeError(f"{name}: the loss is {loss.item()} in round "
+                                   f"{round_index + 1}; lower the benchmark's learning rate")
             if round_index >= warmup:
                 times[name].append(elapsed)
         print(f"  round {round_index + 1}/{warmup + rounds}: " + ", ".join(

@@ -76,6 +76,10 @@ def measure_throughput(model: nn.Module, input_shape: tuple[int, int, int, int],
 
     model.train()
     train_seconds = median_seconds(train_step, steps, warmup, synchronize)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        model.load_state_dict(saved)
+        raise RuntimeError("the timed training steps drove the weights to NaN/inf, whose "
+                           "arithmetic runs at other speeds: the figure would be wrong")
 
     infer_batch = inference_batch_size or batch_size
     x_infer = torch.randn(infer_batch, *input_shape, generator=generator).to(device)
