@@ -129,7 +129,7 @@ def run(run_dir: Path, preset: str | None, config_files: tuple[Path, ...],
     if result.best and result.best.get("selected_on") == "val":
         click.echo(f"best {result.best['metric']}: {100 * result.best['value']:.2f}% "
                    f"(epoch {result.best['epoch']}, chosen on the validation part)")
-    elif result.history:
+    elif any("test_top1" in line for line in result.history):   # evaluated, no val part
         click.echo("best.pt is chosen on a validation part only, and this run has none "
                    "(data.val_fraction is 0); report last.pt's accuracy "
                    f"(`train eval {run_dir}` takes it)")
