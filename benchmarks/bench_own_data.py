@@ -20,6 +20,7 @@ test-time inputs (the baseline the issue's CTR-GCN run lost to), with chance.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ from train.loop import train  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path("/tmp/mmcl-bench/own-data"),
-                        help="folder for the data, WORKDIR and run (default: %(default)s)")
+                        help="folder for the data, WORKDIR and run; an earlier WORKDIR and run "
+                        "of the same settings there are removed first (default: %(default)s)")
     parser.add_argument("--per-class", type=int, default=40,
                         help="samples per class, a quarter of them test (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20,
@@ -59,6 +61,11 @@ def main() -> None:
                              seed=args.seed, channels=args.channels, file_format="mixed",
                              frames=(40, 80))
     workdir = args.root / f"work-{label}"
+    run_dir = args.root / f"run-{label}-{args.epochs}ep"
+    for earlier in (workdir, run_dir):      # an earlier run's: would be refused or resumed
+        if earlier.exists():
+            print(f"removing the earlier benchmark output {earlier}", flush=True)
+            shutil.rmtree(earlier)
     build_manifest("csv", data.csv, workdir, layout=data.layout, classes=data.classes,
                    label_base=1, channels=args.channels)
     started = time.perf_counter()
@@ -84,7 +91,6 @@ def main() -> None:
     print(f"nearest class mean on the same inputs: test top-1 {100 * baseline:.2f}%",
           flush=True)
 
-    run_dir = args.root / f"run-{label}-{args.epochs}ep"
     started = time.perf_counter()
     result = train(fitted, run_dir)
     wall = time.perf_counter() - started

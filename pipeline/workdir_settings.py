@@ -45,7 +45,10 @@ class WorkdirSettings:
 
         found = []
         if self.layout != other.layout:
-            found.append(f"layout {name(other.layout)} -> {name(self.layout)}")
+            found.append(f"layout {name(other.layout)} -> {name(self.layout)}"
+                         if name(other.layout) != name(self.layout) else
+                         f"layout {name(self.layout)}: its definition differs (joints, "
+                         "parents, centre, origin, flip pairs, drawing or dims)")
         if self.joint_map != other.joint_map:
             found.append("joint mapping")
         if self.channels != other.channels:

@@ -82,6 +82,19 @@ def test_changed_settings_need_overwrite_and_make_the_cache_stale(own, tmp_path)
         extract_skeletons(work, progress=False)
 
 
+def test_a_layout_edited_under_the_same_name_is_named_as_edited(own, tmp_path):
+    """Regression: the refusal read "layout kinect-v1-head-first -> kinect-v1-head-first"."""
+    work = tmp_path / "work"
+    build_manifest("csv", own.csv, work, layout=own.layout, label_base=1)
+    edited = yaml.safe_load(own.layout.read_text())
+    edited["dims"] = [3]
+    changed = tmp_path / "edited.yaml"
+    changed.write_text(yaml.safe_dump(edited, sort_keys=False))
+    with pytest.raises(DataError, match=r"other settings \(layout kinect-v1-head-first: its "
+                                        r"definition differs .*\).*--overwrite"):
+        build_manifest("csv", own.csv, work, layout=changed, label_base=1)
+
+
 def test_skeleton_stage_takes_persons_and_channels_from_the_files(own, tmp_path):
     build_manifest("csv", own.csv, tmp_path / "work", layout=own.layout, label_base=1,
                    shard_size=4)
