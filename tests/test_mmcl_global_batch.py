@@ -49,6 +49,10 @@ def _worker(rank: int, out_dir: str, gather: bool) -> None:
         dist.barrier()           # nobody tears the group down while the other still uses it
     finally:
         dist.destroy_process_group()
+    # Done and saved: leave without interpreter finalization. Gloo's threads can still hold
+    # the autograd all_gather's work while the interpreter tears down, which aborts the
+    # process ("terminate called without an active exception", SIGABRT) now and then.
+    os._exit(0)
 
 
 def _run(tmp_path, gather: bool) -> list[dict]:
