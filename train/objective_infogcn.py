@@ -20,7 +20,7 @@ from torch import nn
 from train.config import TrainConfig
 from train.errors import ConfigError, TrainError
 from train.modeling import backbone_outline
-from train.objectives import ObjectivePlan, StepOutput
+from train.objectives import ObjectivePlan, StepOutput, check_options
 
 
 @dataclass
@@ -35,11 +35,7 @@ class InfoGCNSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "InfoGCNSettings":
         data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"objective 'infogcn' has no option {unknown[0]!r} (known: "
-                              f"{', '.join(sorted(known))})")
+        check_options("infogcn", data, {f.name: None for f in fields(cls)})
         settings = cls(**data)
         for name, value in asdict(settings).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

@@ -47,6 +47,15 @@ def _load_builtins() -> dict[str, Layout]:
 LAYOUTS: dict[str, Layout] = _load_builtins()
 
 
+def _user_file(text: str, base_dir: str | os.PathLike | None) -> Path | None:
+    """The YAML file a name that is not built in stands for (relative paths: to
+    ``base_dir``), or None when it reads as neither a YAML path nor an existing file."""
+    path = Path(text).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    return path if path.suffix.lower() in YAML_SUFFIXES or path.is_file() else None
+
+
 def load_layout(spec: LayoutSpec, base_dir: str | os.PathLike | None = None) -> Layout:
     """A layout from a built-in name, a YAML file path (relative to ``base_dir``, default
     the current folder), a parsed mapping, or a :class:`Layout` (returned as it is).
@@ -60,10 +69,8 @@ def load_layout(spec: LayoutSpec, base_dir: str | os.PathLike | None = None) -> 
     text = os.fspath(spec)
     if isinstance(text, str) and text in LAYOUTS:
         return LAYOUTS[text]
-    path = Path(text).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = Path(base_dir) / path
-    if path.suffix.lower() not in YAML_SUFFIXES and not path.is_file():
+    path = _user_file(text, base_dir)
+    if path is None:
         raise LayoutError(f"unknown skeleton layout {text!r}: the built-in layouts are "
                           f"{', '.join(sorted(LAYOUTS))}; a layout of your own is a YAML file "
                           "(.yaml) given by its path (see docs/own-data.md)")
@@ -101,10 +108,8 @@ def load_joint_map(spec: str | os.PathLike | Mapping,
     if text in builtin:
         path = builtin[text]
     else:
-        path = Path(text).expanduser()
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        if path.suffix.lower() not in YAML_SUFFIXES and not path.is_file():
+        path = _user_file(text, base_dir)
+        if path is None:
             raise LayoutError(f"unknown joint mapping {text!r}: built-in mappings are "
                               f"{', '.join(builtin) or 'none'}; a mapping of your own is a "
                               "YAML file (.yaml) given by its path")

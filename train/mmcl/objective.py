@@ -32,7 +32,7 @@ from train.mmcl.features import (IMAGE_KEY, LLM_COUNTS_KEY, LLM_KEY, RGB_KEY, Fe
 from train.mmcl.frm import TOKEN_POOLINGS, FeatureRefinement
 from train.mmcl.online_encoder import build_online_encoder
 from train.modeling import backbone_outline
-from train.objectives import ObjectivePlan, StepOutput
+from train.objectives import ObjectivePlan, StepOutput, check_options
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,7 @@ class MMCLSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MMCLSettings":
         data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"objective 'mmcl' has no option {unknown[0]!r} (known: "
-                              f"{', '.join(sorted(known))})")
+        check_options("mmcl", data, {f.name: None for f in fields(cls)})
         settings = cls(**data)
         settings.validate()
         return settings
